@@ -1,0 +1,131 @@
+# Makefile for PyKV. `make test` is what CI runs (see .ci/run); it installs
+# what it needs first, so it works on a fresh Debian machine run as root.
+
+GO     ?= go
+GOPATH := $(shell $(GO) env GOPATH)
+GOROOT := $(shell $(GO) env GOROOT)
+
+# Tools installed with `go install` land in GOPATH/bin.
+export PATH := $(GOPATH)/bin:$(PATH)
+
+# apt-get needs root; CI runs as root, a developer machine may need sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+# The browser the e2e tests drive, and the Playwright driver folder that
+# playwright-go expects (package/cli.js plus a node executable). The driver
+# is playwright-core from node_modules, pinned in package-lock.json; its
+# version must match the playwright-go version in go.mod (1.52.0 for v0.5200.1).
+CHROMIUM := /usr/bin/chromium
+DRIVER   := e2e/.driver
+NPM_STAMP := node_modules/.pykv-npm-ci
+
+# The WebAssembly build of the engine, served to the browser by the web server.
+WASM_DIR := static/wasm
+# Build the wasm only once ./wasm holds Go code (test files alone do not count).
+HAVE_WASM := $(filter-out %_test.go,$(wildcard wasm/*.go))
+
+# templ version used by generate-check; keep it equal to the github.com/a-h/templ
+# version in go.mod once the web package imports it.
+TEMPL := github.com/a-h/templ/cmd/templ@v0.3.1100
+TEMPL_FILES := $(shell find . -name '*.templ' -not -path './node_modules/*' -not -path './.git/*')
+
+# Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
+# package relative to the repo root, e.g. `persist:FuzzDecodeRecord`.
+FUZZ_TARGETS ?=
+FUZZTIME     ?= 10s
+
+.PHONY: all build wasm run deps deps-chromium deps-driver test generate-check fuzz bench soak clean distclean
+
+# The default goal builds the server.
+all: build
+
+# build compiles the server to bin/pykv (and the browser wasm first, once it exists,
+# so the server can embed it).
+build: $(if $(HAVE_WASM),wasm)
+	$(GO) build -o bin/pykv ./cmd/pykv
+
+# wasm compiles ./wasm for the browser, copies Go's JS glue beside it, and
+# precompresses it (-n keeps the gzip output byte-for-byte reproducible).
+wasm:
+	mkdir -p $(WASM_DIR)
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags='-s -w' -o $(WASM_DIR)/pykv.wasm ./wasm
+	cp $(GOROOT)/lib/wasm/wasm_exec.js $(WASM_DIR)/wasm_exec.js
+	gzip -9 -n -c $(WASM_DIR)/pykv.wasm > $(WASM_DIR)/pykv.wasm.gz
+
+# run serves PyKV on localhost with its data in ./data (git-ignored).
+run: build
+	bin/pykv serve --addr 127.0.0.1:8080 --data-dir ./data
+
+# deps installs what the tests need beyond Go: Chromium, the pinned npm packages
+# and the Playwright driver folder. Each step is skipped when already done.
+deps: deps-chromium $(NPM_STAMP) deps-driver
+
+# deps-chromium installs Debian's Chromium unless it is already there.
+deps-chromium:
+	@test -x $(CHROMIUM) || { \
+		echo "installing chromium with apt-get"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	}
+
+# node_modules is (re)installed when missing or older than the lock file. The
+# stamp is written only after npm ci succeeds (npm ci empties node_modules
+# first), so a failed install is retried next time.
+# --ignore-scripts: neither package needs an install script, and the one in
+# swagger-ui-dist's dependency @scarf/scarf only phones home.
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+# deps-driver links the driver folder to node_modules and the machine's node
+# (relative link, so the checkout can move), then checks the driver's version.
+deps-driver: $(NPM_STAMP)
+	@mkdir -p $(DRIVER)
+	@ln -sfn ../../node_modules/playwright-core $(DRIVER)/package
+	@ln -sfn "$$(command -v node)" $(DRIVER)/node
+	@$(DRIVER)/node $(DRIVER)/package/cli.js --version | grep -q '1\.52\.0' || \
+		{ echo "$(DRIVER): playwright-core is not 1.52.0, which playwright-go v0.5200.1 needs" >&2; exit 1; }
+
+# test runs everything CI checks: vet, the race-enabled tests (including the
+# browser tests in e2e/, which use bin/pykv and the driver), the engine's tests
+# compiled to WebAssembly and run under node, then short fuzz runs.
+test: deps build generate-check
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	GOOS=js GOARCH=wasm $(GO) test -count=1 -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./engine/...
+	@$(MAKE) --no-print-directory fuzz
+
+# generate-check regenerates the templ components and fails if the committed
+# *_templ.go files differ from what templ produces.
+generate-check:
+ifneq ($(TEMPL_FILES),)
+	$(GO) run $(TEMPL) generate
+	git diff --exit-code -- '*_templ.go'
+else
+	@echo "generate-check: no .templ files"
+endif
+
+# fuzz runs each target in FUZZ_TARGETS for FUZZTIME.
+fuzz:
+	@for target in $(FUZZ_TARGETS); do \
+		pkg=$${target%%:*}; name=$${target#*:}; \
+		echo "$(GO) test -run='^\$$' -fuzz='^$$name\$$' -fuzztime=$(FUZZTIME) ./$$pkg"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
+	done
+
+# bench runs every benchmark once, with allocation counts.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+
+# soak runs the long tests (build tag soak, PYKV_SOAK=1) for up to an hour.
+soak: deps build
+	PYKV_SOAK=1 $(GO) test -race -count=1 -tags soak -timeout 60m ./...
+
+# clean removes build outputs and test artifacts; it keeps ./data and the deps.
+clean:
+	rm -rf bin e2e/artifacts
+	rm -f $(WASM_DIR)/pykv.wasm $(WASM_DIR)/pykv.wasm.gz $(WASM_DIR)/wasm_exec.js
+
+# distclean also removes the installed deps (node_modules, the driver folder).
+distclean: clean
+	rm -rf node_modules $(DRIVER)

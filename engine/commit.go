@@ -1,0 +1,300 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+)
+
+// request is a write waiting for the committer.
+type request struct {
+	ops        []Op
+	expire     []expiryItem          // internal: keys whose TTL ran out
+	checkpoint func(rev int64) error // internal: see Checkpoint
+	entries    []*Entry              // checkpoint's result
+	res        TxnResult
+	err        error
+	done       chan struct{}
+}
+
+// maxGroup bounds how many writes the committer hands the journal at once.
+const maxGroup = 4096
+
+// submit hands r to the committer and waits for its answer.
+func (s *Store) submit(r *request) error {
+	select {
+	case s.reqs <- r:
+	case <-s.stop:
+		return ErrClosed
+	}
+	<-r.done
+	return nil
+}
+
+// commitLoop is the committer: the one goroutine that changes the store
+// when it has a journal. It takes every write that is waiting, resolves them
+// in order against the state they will meet, hands the group to the journal
+// in one Append (one fsync for all: group commit), then applies them and
+// answers their writers. Writes arriving meanwhile form the next group.
+func (s *Store) commitLoop() {
+	defer s.wg.Done()
+	group := make([]*request, 0, 64)
+	for {
+		var r *request
+		select {
+		case r = <-s.reqs:
+		case <-s.stop:
+			s.drain()
+			return
+		}
+		group = append(group[:0], r)
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case r = <-s.reqs:
+				group = append(group, r)
+			default:
+				break gather
+			}
+		}
+		s.commit(group)
+	}
+}
+
+// drain answers writes still queued when the store closes.
+func (s *Store) drain() {
+	for {
+		select {
+		case r := <-s.reqs:
+			r.err = ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+func (s *Store) commit(group []*request) {
+	now := s.nowMs()
+	v := view{s: s, overlay: make(map[string]*Entry)}
+	rev := s.rev // only the committer changes s.rev, so no lock is needed to read it
+	cmds := make([]Command, 0, len(group))
+	pending := group[:0:0]
+	flush := func() {
+		if len(cmds) == 0 {
+			// Nothing to record (refused or no-op writes): just answer.
+		} else if err := s.opts.Journal.Append(cmds); err != nil {
+			// Nothing was recorded, so nothing is applied. Writes whose
+			// conditions were checked against this group's effects are
+			// answered with the error too: those effects never happened.
+			for _, r := range pending {
+				r.err = err
+			}
+		} else {
+			s.mu.Lock()
+			for i := range cmds {
+				s.mustApply(&cmds[i])
+			}
+			s.mu.Unlock()
+		}
+		for _, r := range pending {
+			close(r.done)
+		}
+		cmds, pending = cmds[:0], pending[:0]
+		v.overlay = make(map[string]*Entry)
+		rev = s.rev
+	}
+	for _, r := range group {
+		var cmd Command
+		switch {
+		case r.checkpoint != nil:
+			flush()
+			r.err = r.checkpoint(s.rev)
+			if r.err == nil {
+				r.entries = s.entries()
+			}
+			close(r.done)
+			continue
+		case r.expire != nil:
+			cmd = s.resolveExpiry(r.expire, now, rev+1)
+		default:
+			var err error
+			cmd, r.res, err = s.resolve(r.ops, now, &v, rev+1)
+			if err != nil {
+				r.err = err
+			}
+		}
+		pending = append(pending, r)
+		if r.err == nil && len(cmd.Changes) > 0 {
+			cmds = append(cmds, cmd)
+			rev++
+		}
+	}
+	flush()
+}
+
+// entries returns every entry (unordered). The caller must keep writers out.
+func (s *Store) entries() []*Entry {
+	out := make([]*Entry, 0, len(s.m))
+	for _, e := range s.m {
+		out = append(out, e)
+	}
+	return out
+}
+
+// Checkpoint runs fn between two writes, with the revision of the last
+// applied write, and returns the state at that moment: every entry (in no
+// particular order, expired ones included) as pointers that must not be
+// changed. Writes wait while fn runs and the entries are gathered, which is
+// a pointer copy per key; persist uses fn to start a new log segment exactly
+// at the snapshot's revision. An error from fn is returned as it is.
+func (s *Store) Checkpoint(fn func(rev int64) error) (int64, []*Entry, error) {
+	if s.reqs == nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			return 0, nil, ErrClosed
+		}
+		if err := fn(s.rev); err != nil {
+			return 0, nil, err
+		}
+		return s.rev, s.entries(), nil
+	}
+	var rev int64
+	r := &request{done: make(chan struct{}), checkpoint: func(at int64) error {
+		rev = at
+		return fn(at)
+	}}
+	if err := s.submit(r); err != nil {
+		return 0, nil, err
+	}
+	return rev, r.entries, r.err
+}
+
+// resolveExpiry builds the command that removes the keys in items that are
+// still due: a key rewritten since it was found has a new expiry (or none)
+// and is left alone.
+func (s *Store) resolveExpiry(items []expiryItem, now, rev int64) Command {
+	cmd := Command{Rev: rev}
+	for _, it := range items {
+		if e := s.m[it.key]; e != nil && e.ExpiresAt == it.at && e.expired(now) {
+			cmd.Changes = append(cmd.Changes, Change{Op: OpExpire, Key: it.key})
+		}
+	}
+	return cmd
+}
+
+// expireLoop removes expired keys in the background.
+func (s *Store) expireLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.ExpireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			_, _ = s.ExpireDue() // a failed journal is reported to writers; retry next tick
+		}
+	}
+}
+
+// ExpireDue removes keys whose TTL has run out, as expire changes that reach
+// the journal and the feed like any write, and returns how many it removed.
+// The store calls it in the background; tests with a fake clock call it
+// directly. It returns the journal's error if one refused the removal.
+func (s *Store) ExpireDue() (int, error) {
+	removed := 0
+	for {
+		now := s.nowMs()
+		s.mu.RLock()
+		var due []expiryItem
+		s.expiry.Ascend(func(it expiryItem) bool {
+			if it.at > now || len(due) == expireBatch {
+				return false
+			}
+			due = append(due, it)
+			return true
+		})
+		closed := s.closed
+		s.mu.RUnlock()
+		if len(due) == 0 || closed {
+			return removed, nil
+		}
+		n, err := s.expireItems(due, now)
+		removed += n
+		if err != nil {
+			return removed, err
+		}
+		if len(due) < expireBatch || n == 0 {
+			return removed, nil
+		}
+	}
+}
+
+func (s *Store) expireItems(due []expiryItem, now int64) (int, error) {
+	if s.reqs != nil {
+		r := &request{expire: due, done: make(chan struct{})}
+		if err := s.submit(r); err != nil {
+			return 0, err
+		}
+		return len(due), r.err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	cmd := s.resolveExpiry(due, now, s.rev+1)
+	if len(cmd.Changes) == 0 {
+		return 0, nil
+	}
+	s.mustApply(&cmd)
+	return len(cmd.Changes), nil
+}
+
+// Loader restores a store's state; see Restore.
+type Loader struct{ s *Store }
+
+// Load fills an empty store with entries as of revision rev (a snapshot).
+// Entries must have distinct non-empty keys and revisions no newer than rev.
+func (l *Loader) Load(rev int64, entries []Entry) error {
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.m) != 0 || s.rev != 0 {
+		return fmt.Errorf("%w: snapshot loaded into a store that is not empty", ErrCorrupt)
+	}
+	for i := range entries {
+		e := &entries[i]
+		switch {
+		case e.Key == "":
+			return fmt.Errorf("%w: snapshot entry %d has an empty key", ErrCorrupt, i)
+		case e.ModRev > rev || e.CreateRev > e.ModRev || e.CreateRev <= 0 || e.Version <= 0:
+			return fmt.Errorf("%w: snapshot entry %s has revisions %d..%d, version %d, snapshot is at %d",
+				ErrCorrupt, shorten(e.Key), e.CreateRev, e.ModRev, e.Version, rev)
+		case s.m[e.Key] != nil:
+			return fmt.Errorf("%w: snapshot holds key %s twice", ErrCorrupt, shorten(e.Key))
+		}
+		s.m[e.Key] = e
+		s.index.ReplaceOrInsert(e.Key)
+		if e.ExpiresAt != 0 {
+			s.expiry.ReplaceOrInsert(expiryItem{e.ExpiresAt, e.Key})
+		}
+	}
+	s.rev = rev
+	s.feed.reset(rev)
+	return nil
+}
+
+// Apply applies one command, which must have the next revision and fit the
+// current state. The command's events reach the feed, so watchers can
+// resume from revisions the replayed log holds.
+func (l *Loader) Apply(cmd Command) error {
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apply(&cmd)
+}
+
+// Rev returns the revision restored so far.
+func (l *Loader) Rev() int64 { return l.s.Rev() }

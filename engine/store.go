@@ -1,0 +1,573 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/btree"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxKeyBytes    = 1 << 10
+	DefaultMaxValueBytes  = 1 << 20
+	DefaultMaxTxnOps      = 128
+	DefaultHistory        = 10_000
+	DefaultHistoryBytes   = 64 << 20
+	DefaultExpireInterval = 100 * time.Millisecond
+	// expireBatch bounds how many keys one expiry command removes, so a
+	// million keys expiring at once do not make one giant log record.
+	expireBatch = 1000
+)
+
+// Journal records commands before the store applies them; persist.Log is
+// the implementation that writes them to disk.
+type Journal interface {
+	// Append records cmds, in order, and returns once they are as durable
+	// as the journal promises. It is called by one goroutine at a time.
+	// When it returns an error none of cmds may be recorded: the store
+	// applies none of them and answers their writers with that error.
+	Append(cmds []Command) error
+}
+
+// Options configure a Store. The zero value gives the defaults.
+type Options struct {
+	MaxKeyBytes   int // longest key in bytes (default 1 KiB)
+	MaxValueBytes int // longest value in bytes (default 1 MiB)
+	MaxTxnOps     int // most operations in one transaction (default 128)
+	// History and HistoryBytes bound the events kept for watchers that
+	// resume from an older revision: the oldest are dropped once either
+	// the count or the bytes of keys and values held is exceeded.
+	History      int
+	HistoryBytes int
+	// ExpireInterval is how often expired keys are looked for and removed
+	// (default 100ms). Expired keys are invisible at once either way.
+	ExpireInterval time.Duration
+	// Now is the clock (default time.Now); tests set a fake one.
+	Now func() time.Time
+	// Journal, when set, makes every write durable before it is applied.
+	Journal Journal
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxKeyBytes <= 0 {
+		o.MaxKeyBytes = DefaultMaxKeyBytes
+	}
+	if o.MaxValueBytes <= 0 {
+		o.MaxValueBytes = DefaultMaxValueBytes
+	}
+	if o.MaxTxnOps <= 0 {
+		o.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if o.History <= 0 {
+		o.History = DefaultHistory
+	}
+	if o.HistoryBytes <= 0 {
+		o.HistoryBytes = DefaultHistoryBytes
+	}
+	if o.ExpireInterval <= 0 {
+		o.ExpireInterval = DefaultExpireInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Store is the key-value store. It is safe for concurrent use.
+type Store struct {
+	opts Options
+
+	// mu guards everything below. Readers take it shared; applying a
+	// command takes it exclusively. With a journal, only the committer
+	// goroutine changes the state, so it may read without the lock.
+	mu     sync.RWMutex
+	m      map[string]*Entry // every key, including expired ones not yet removed
+	index  *btree.BTreeG[string]
+	expiry *btree.BTreeG[expiryItem]
+	rev    int64
+	feed   feed
+	closed bool
+
+	reqs     chan *request // to the committer; nil without a journal
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+type expiryItem struct {
+	at  int64
+	key string
+}
+
+func lessExpiry(a, b expiryItem) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.key < b.key
+}
+
+// New returns an empty store that keeps its data in memory only (unless
+// opts.Journal is set) and starts its background expiry.
+func New(opts Options) *Store {
+	s := newStore(opts)
+	s.start()
+	return s
+}
+
+// Restore builds a store from saved state: recover is handed a Loader to
+// load a snapshot and replay commands, before any write or expiry can run.
+// Errors from recover are returned as they are. The journal, if any, is only
+// used for writes after recovery.
+func Restore(opts Options, recover func(*Loader) error) (*Store, error) {
+	s := newStore(opts)
+	if err := recover(&Loader{s: s}); err != nil {
+		return nil, err
+	}
+	s.start()
+	return s, nil
+}
+
+func newStore(opts Options) *Store {
+	opts = opts.withDefaults()
+	s := &Store{
+		opts:   opts,
+		m:      make(map[string]*Entry),
+		index:  btree.NewG[string](32, func(a, b string) bool { return a < b }),
+		expiry: btree.NewG[expiryItem](16, lessExpiry),
+		stop:   make(chan struct{}),
+	}
+	s.feed.init(opts.History, opts.HistoryBytes)
+	return s
+}
+
+func (s *Store) start() {
+	if s.opts.Journal != nil {
+		s.reqs = make(chan *request) // unbuffered: a send succeeds only into a live committer
+		s.wg.Add(1)
+		go s.commitLoop()
+	}
+	s.wg.Add(1)
+	go s.expireLoop()
+}
+
+// Close stops the store's goroutines. Writes still queued are answered with
+// ErrClosed; later calls return ErrClosed. Reads keep working on the last
+// state. Close does not close the journal: whoever opened it does.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.feed.wake()
+		s.mu.Unlock()
+		close(s.stop)
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// Limits returns the effective key, value and transaction size limits.
+func (s *Store) Limits() (maxKey, maxValue, maxTxnOps int) {
+	return s.opts.MaxKeyBytes, s.opts.MaxValueBytes, s.opts.MaxTxnOps
+}
+
+func (s *Store) nowMs() int64 { return s.opts.Now().UnixMilli() }
+
+// Get returns the entry for key, or ErrNotFound.
+func (s *Store) Get(key string) (Entry, error) {
+	s.mu.RLock()
+	e := s.m[key]
+	s.mu.RUnlock()
+	if e == nil || (e.ExpiresAt != 0 && e.expired(s.nowMs())) {
+		return Entry{}, ErrNotFound
+	}
+	return *e, nil
+}
+
+// Rev returns the revision of the last applied write.
+func (s *Store) Rev() int64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.rev
+}
+
+// Len returns the number of keys held, counting expired keys that the
+// background expiry has not removed yet.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.m)
+}
+
+// List returns up to limit live entries whose keys start with prefix, in key
+// order, beginning after the key `after` (a cursor: the last key of the
+// previous page, or "" for the first). more reports whether entries remain.
+// A limit of 0 or less means no limit.
+func (s *Store) List(prefix, after string, limit int) (entries []Entry, more bool) {
+	now := s.nowMs()
+	start := prefix
+	if after >= prefix {
+		start = after + "\x00" // the smallest key greater than after
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.index.AscendGreaterOrEqual(start, func(k string) bool {
+		if !strings.HasPrefix(k, prefix) {
+			return false
+		}
+		e := s.m[k]
+		if e.expired(now) {
+			return true
+		}
+		if limit > 0 && len(entries) == limit {
+			more = true
+			return false
+		}
+		entries = append(entries, *e)
+		return true
+	})
+	return entries, more
+}
+
+// Op is one operation a caller asks for: a put or a delete, optionally
+// conditional on the key's current revision.
+type Op struct {
+	Type  ChangeType // OpPut or OpDelete
+	Key   string
+	Value string        // puts only
+	TTL   time.Duration // puts only; 0 means no expiry
+	// IfRev, when not 0, makes the operation conditional: the key's
+	// current ModRev must equal IfRev, or with IfRev == Absent the key must
+	// not exist.
+	IfRev int64
+}
+
+// Absent is the IfRev that requires a key not to exist.
+const Absent int64 = -1
+
+// Result is what one operation did.
+type Result struct {
+	Entry   Entry  // the entry after a put; for a delete, just the Key
+	Prev    *Entry // the entry before the operation, nil if there was none
+	Deleted bool   // a delete removed an existing key
+}
+
+// TxnResult is what a transaction did. Rev is the revision its changes got,
+// or the store's revision if it changed nothing.
+type TxnResult struct {
+	Rev     int64
+	Results []Result
+}
+
+// Put sets key to value and returns the new entry.
+func (s *Store) Put(key, value string) (Entry, error) {
+	return s.Do(Op{Type: OpPut, Key: key, Value: value})
+}
+
+// Delete removes key and returns the revision of the deletion, or
+// ErrNotFound if the key did not exist.
+func (s *Store) Delete(key string) (int64, error) {
+	e, err := s.Do(Op{Type: OpDelete, Key: key})
+	return e.ModRev, err
+}
+
+// Do carries out one operation. For a put it returns the new entry; for a
+// delete an Entry holding the key and, in ModRev, the revision of the
+// deletion. A delete of a missing key returns ErrNotFound; a failed
+// condition a *ConditionError.
+func (s *Store) Do(op Op) (Entry, error) {
+	res, err := s.Txn([]Op{op})
+	if err != nil {
+		var oe *OpError
+		if asOpError(err, &oe) {
+			return Entry{}, oe.Err
+		}
+		return Entry{}, err
+	}
+	r := res.Results[0]
+	if op.Type == OpDelete {
+		if !r.Deleted {
+			return Entry{}, ErrNotFound
+		}
+		return Entry{Key: op.Key, ModRev: res.Rev}, nil
+	}
+	return r.Entry, nil
+}
+
+func asOpError(err error, target **OpError) bool {
+	oe, ok := err.(*OpError)
+	if ok {
+		*target = oe
+	}
+	return ok
+}
+
+// Txn carries out ops atomically: every condition is checked against the
+// state before the transaction, then all the operations are applied under
+// one revision, or none is. A delete of a missing key is not an error in a
+// transaction; its Result says Deleted false.
+func (s *Store) Txn(ops []Op) (TxnResult, error) {
+	if s.reqs == nil {
+		return s.txnDirect(ops)
+	}
+	if err := s.validateAll(ops); err != nil {
+		return TxnResult{}, err
+	}
+	r := &request{ops: ops, done: make(chan struct{})}
+	if err := s.submit(r); err != nil {
+		return TxnResult{}, err
+	}
+	return r.res, r.err
+}
+
+// txnDirect is the write path without a journal: resolve and apply under
+// the lock.
+func (s *Store) txnDirect(ops []Op) (TxnResult, error) {
+	if err := s.validateAll(ops); err != nil {
+		return TxnResult{}, err
+	}
+	now := s.nowMs()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return TxnResult{}, ErrClosed
+	}
+	v := view{s: s}
+	cmd, res, err := s.resolve(ops, now, &v, s.rev+1)
+	if err != nil {
+		return TxnResult{}, err
+	}
+	if len(cmd.Changes) > 0 {
+		s.mustApply(&cmd)
+	}
+	return res, nil
+}
+
+// validateAll checks the shape of a transaction, which needs no lock: the
+// committer or the locked path then only checks conditions.
+func (s *Store) validateAll(ops []Op) error {
+	if len(ops) == 0 {
+		return ErrEmptyTxn
+	}
+	if len(ops) > s.opts.MaxTxnOps {
+		return ErrTxnTooLarge
+	}
+	for i := range ops {
+		if err := s.validate(i, &ops[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validate checks one operation against the store's limits.
+func (s *Store) validate(i int, op *Op) error {
+	var err error
+	switch {
+	case op.Type != OpPut && op.Type != OpDelete:
+		err = ErrBadOp
+	case op.Key == "":
+		err = ErrEmptyKey
+	case len(op.Key) > s.opts.MaxKeyBytes:
+		err = ErrKeyTooLarge
+	case !utf8.ValidString(op.Key):
+		err = ErrInvalidUTF8
+	case op.Type == OpPut && len(op.Value) > s.opts.MaxValueBytes:
+		err = ErrValueTooLarge
+	case op.Type == OpPut && !utf8.ValidString(op.Value):
+		err = ErrInvalidUTF8
+	case op.TTL < 0:
+		err = ErrBadTTL
+	default:
+		return nil
+	}
+	return &OpError{Index: i, Key: op.Key, Err: err}
+}
+
+// view is the state a write is resolved against: the store's map plus the
+// effects of writes resolved earlier in the same group but not yet applied.
+type view struct {
+	s       *Store
+	overlay map[string]*Entry // a nil value means deleted
+}
+
+func (v *view) get(key string) *Entry {
+	if e, ok := v.overlay[key]; ok {
+		return e
+	}
+	return v.s.m[key]
+}
+
+func (v *view) set(key string, e *Entry) {
+	if v.overlay == nil {
+		v.overlay = make(map[string]*Entry)
+	}
+	v.overlay[key] = e
+}
+
+// resolve turns ops, already validated, into a command at revision rev,
+// checking conditions against v and the time now. It records the command's effects in
+// v. A command with no changes (deletes of missing keys) takes no revision.
+func (s *Store) resolve(ops []Op, now int64, v *view, rev int64) (Command, TxnResult, error) {
+	for i := range ops {
+		op := &ops[i]
+		if op.IfRev == 0 {
+			continue
+		}
+		var have int64
+		if e := v.get(op.Key); e != nil && !e.expired(now) {
+			have = e.ModRev
+		}
+		want := op.IfRev
+		if want == Absent {
+			want = 0
+		}
+		if have != want {
+			return Command{}, TxnResult{}, &ConditionError{Index: i, Key: op.Key, Want: want, Have: have}
+		}
+	}
+
+	// Apply the operations to a private overlay first, so that a later
+	// operation on the same key sees an earlier one, and nothing leaks into
+	// v if the transaction turns out to change nothing.
+	local := view{s: s}
+	if v.overlay != nil || len(ops) > 1 {
+		local.overlay = make(map[string]*Entry, len(ops))
+	}
+	get := func(key string) *Entry {
+		if e, ok := local.overlay[key]; ok {
+			return e
+		}
+		return v.get(key)
+	}
+	cmd := Command{Rev: rev, Changes: make([]Change, 0, len(ops))}
+	res := TxnResult{Rev: rev, Results: make([]Result, len(ops))}
+	for i := range ops {
+		op := &ops[i]
+		cur := get(op.Key)
+		if cur != nil && cur.expired(now) {
+			// The key is gone for readers already; remove it for real
+			// first, so the command does not depend on the clock.
+			cmd.Changes = append(cmd.Changes, Change{Op: OpExpire, Key: op.Key})
+			cur = nil
+			local.record(op.Key, nil)
+		}
+		res.Results[i].Prev = cur
+		var ch Change
+		switch op.Type {
+		case OpPut:
+			ch = Change{Op: OpPut, Key: op.Key, Value: op.Value}
+			if op.TTL > 0 {
+				ch.ExpiresAt = now + (op.TTL+time.Millisecond-1).Milliseconds()
+			}
+		case OpDelete:
+			res.Results[i].Entry.Key = op.Key
+			if cur == nil {
+				continue
+			}
+			ch = Change{Op: OpDelete, Key: op.Key}
+			res.Results[i].Deleted = true
+		}
+		e, _ := next(cur, &ch, rev)
+		cmd.Changes = append(cmd.Changes, ch)
+		if e != nil {
+			res.Results[i].Entry = *e
+		}
+		local.record(op.Key, e)
+	}
+	if len(cmd.Changes) == 0 {
+		res.Rev = rev - 1
+		return Command{}, res, nil
+	}
+	if v.overlay != nil || local.overlay != nil {
+		for k, e := range local.overlay {
+			v.set(k, e)
+		}
+	}
+	return cmd, res, nil
+}
+
+// record notes e in the overlay when there is one; a single-operation
+// write resolved without one has no later operation to see its effect.
+func (v *view) record(key string, e *Entry) {
+	if v.overlay != nil {
+		v.overlay[key] = e
+	}
+}
+
+// apply applies a resolved command. The caller holds mu exclusively.
+func (s *Store) apply(cmd *Command) error {
+	if cmd.Rev != s.rev+1 {
+		return fmt.Errorf("%w: command has revision %d, store is at %d", ErrCorrupt, cmd.Rev, s.rev)
+	}
+	if len(cmd.Changes) == 0 {
+		return fmt.Errorf("%w: command at revision %d has no changes", ErrCorrupt, cmd.Rev)
+	}
+	// Check the whole command first so a bad one changes nothing.
+	var touched map[string]bool // presence of keys changed earlier in cmd
+	if len(cmd.Changes) > 1 {
+		touched = make(map[string]bool, len(cmd.Changes))
+	}
+	for i := range cmd.Changes {
+		ch := &cmd.Changes[i]
+		if ch.Key == "" {
+			return fmt.Errorf("%w: empty key at revision %d", ErrCorrupt, cmd.Rev)
+		}
+		present, ok := touched[ch.Key]
+		if !ok {
+			present = s.m[ch.Key] != nil
+		}
+		if _, err := next(presentEntry(present), ch, cmd.Rev); err != nil {
+			return err
+		}
+		if touched != nil {
+			touched[ch.Key] = ch.Op == OpPut
+		}
+	}
+	for i := range cmd.Changes {
+		ch := &cmd.Changes[i]
+		prev := s.m[ch.Key]
+		e, _ := next(prev, ch, cmd.Rev)
+		if prev != nil && prev.ExpiresAt != 0 {
+			s.expiry.Delete(expiryItem{prev.ExpiresAt, prev.Key})
+		}
+		switch {
+		case e == nil:
+			delete(s.m, ch.Key)
+			s.index.Delete(ch.Key)
+		case prev == nil:
+			s.m[e.Key] = e
+			s.index.ReplaceOrInsert(e.Key)
+		default:
+			s.m[e.Key] = e
+		}
+		if e != nil && e.ExpiresAt != 0 {
+			s.expiry.ReplaceOrInsert(expiryItem{e.ExpiresAt, e.Key})
+		}
+		s.feed.push(Event{Type: ch.Op, Key: ch.Key, Rev: cmd.Rev, Entry: e, Prev: prev})
+	}
+	s.rev = cmd.Rev
+	s.feed.wake()
+	return nil
+}
+
+var placeholder = &Entry{}
+
+func presentEntry(present bool) *Entry {
+	if present {
+		return placeholder
+	}
+	return nil
+}
+
+// mustApply applies a command the store resolved itself. It cannot fail
+// unless the store's own bookkeeping is broken, so a failure panics rather
+// than leave memory and journal disagreeing.
+func (s *Store) mustApply(cmd *Command) {
+	if err := s.apply(cmd); err != nil {
+		panic("engine: applying a resolved command failed: " + err.Error())
+	}
+}
