@@ -310,10 +310,21 @@ func asOpError(err error, target **OpError) bool {
 // one revision, or none is. A delete of a missing key is not an error in a
 // transaction; its Result says Deleted false.
 func (s *Store) Txn(ops []Op) (TxnResult, error) {
+	return s.txn(ops, s.opts.MaxTxnOps)
+}
+
+// Bulk is Txn without the limit on the number of operations, for trusted
+// bulk loads such as an import: all the operations are applied under one
+// revision, or none is.
+func (s *Store) Bulk(ops []Op) (TxnResult, error) {
+	return s.txn(ops, int(^uint(0)>>1))
+}
+
+func (s *Store) txn(ops []Op, maxOps int) (TxnResult, error) {
 	if s.reqs == nil {
-		return s.txnDirect(ops)
+		return s.txnDirect(ops, maxOps)
 	}
-	if err := s.validateAll(ops); err != nil {
+	if err := s.validateAll(ops, maxOps); err != nil {
 		return TxnResult{}, err
 	}
 	r := &request{ops: ops, done: make(chan struct{})}
@@ -325,8 +336,8 @@ func (s *Store) Txn(ops []Op) (TxnResult, error) {
 
 // txnDirect is the write path without a journal: resolve and apply under
 // the lock.
-func (s *Store) txnDirect(ops []Op) (TxnResult, error) {
-	if err := s.validateAll(ops); err != nil {
+func (s *Store) txnDirect(ops []Op, maxOps int) (TxnResult, error) {
+	if err := s.validateAll(ops, maxOps); err != nil {
 		return TxnResult{}, err
 	}
 	now := s.nowMs()
@@ -348,11 +359,11 @@ func (s *Store) txnDirect(ops []Op) (TxnResult, error) {
 
 // validateAll checks the shape of a transaction, which needs no lock: the
 // committer or the locked path then only checks conditions.
-func (s *Store) validateAll(ops []Op) error {
+func (s *Store) validateAll(ops []Op, maxOps int) error {
 	if len(ops) == 0 {
 		return ErrEmptyTxn
 	}
-	if len(ops) > s.opts.MaxTxnOps {
+	if len(ops) > maxOps {
 		return ErrTxnTooLarge
 	}
 	for i := range ops {

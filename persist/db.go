@@ -1,0 +1,402 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pykv/pykv/engine"
+)
+
+// File names in a data folder.
+const (
+	snapshotName = "snapshot.json"
+	snapshotTemp = "snapshot.json.tmp"
+)
+
+// ErrLocked: another process has the data folder open.
+var ErrLocked = errors.New("data folder is in use by another process")
+
+// DefaultCompactMinBytes is the log size below which compaction never runs.
+const DefaultCompactMinBytes = 4 << 20
+
+// Options configure a DB. The zero value gives the defaults.
+type Options struct {
+	Sync   SyncMode       // default SyncAlways
+	Engine engine.Options // limits and clock; Journal is set by Open
+	Logger *slog.Logger   // default: discard
+	FS     FS             // default OSFS
+	// SyncObserver, when set, is called with the latency of every fsync.
+	SyncObserver func(time.Duration)
+	// The log is compacted once it is larger than both CompactMinBytes
+	// (default 4 MiB) and the last snapshot.
+	CompactMinBytes int64
+	// NoLock skips the folder lock (for tests on a fake FS only).
+	NoLock bool
+}
+
+// Recovery describes what Open found and did.
+type Recovery struct {
+	SnapshotRev     int64         `json:"snapshot_rev"`
+	SnapshotEntries int           `json:"snapshot_entries"`
+	LogRecords      int           `json:"log_records"`
+	TruncatedBytes  int64         `json:"truncated_bytes"`
+	Warning         string        `json:"warning,omitempty"`
+	Duration        time.Duration `json:"duration_ns"`
+}
+
+// Status is a DB's state for /v1/status and /metrics.
+type Status struct {
+	Dir           string   `json:"dir"`
+	Sync          SyncMode `json:"fsync"`
+	Rev           int64    `json:"rev"`
+	Keys          int      `json:"keys"`
+	LogBytes      int64    `json:"log_bytes"`
+	SnapshotBytes int64    `json:"snapshot_bytes"`
+	SnapshotRev   int64    `json:"snapshot_rev"`
+	Compactions   int64    `json:"compactions"`
+	Fsyncs        int64    `json:"fsyncs"`
+	Failed        string   `json:"failed,omitempty"`
+	Recovery      Recovery `json:"recovery"`
+}
+
+// DB is a store kept in a data folder: a snapshot plus a log, recovered on
+// Open and compacted in the background.
+type DB struct {
+	dir    string
+	opts   Options
+	fs     FS
+	log    *Log
+	store  *engine.Store
+	logger *slog.Logger
+	unlock func() error
+
+	recovery    Recovery
+	snapBytes   atomic.Int64
+	snapRev     atomic.Int64
+	compactions atomic.Int64
+
+	compactMu sync.Mutex // one compaction at a time
+	kick      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the data folder dir, creating it if needed, and recovers the
+// store: the snapshot, then the log. A torn last record (a crash during a
+// write) is cut off with a warning in the Recovery report. Anything else that
+// fails its checks is refused with a *CorruptError naming the file and
+// offset, and nothing on disk is changed. Another process holding the folder
+// gives ErrLocked.
+func Open(dir string, opts Options) (*DB, error) {
+	start := time.Now()
+	if opts.Sync == "" {
+		opts.Sync = SyncAlways
+	}
+	if _, err := ParseSyncMode(string(opts.Sync)); err != nil {
+		return nil, err
+	}
+	if opts.FS == nil {
+		opts.FS = OSFS{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CompactMinBytes <= 0 {
+		opts.CompactMinBytes = DefaultCompactMinBytes
+	}
+	db := &DB{dir: dir, opts: opts, fs: opts.FS, logger: opts.Logger,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), unlock: func() error { return nil }}
+	if err := db.fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	if !opts.NoLock {
+		unlock, err := lockDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		db.unlock = unlock
+	}
+	if err := db.recover(); err != nil {
+		db.unlock()
+		return nil, err
+	}
+	db.recovery.Duration = time.Since(start)
+	db.logger.Info("store opened", "dir", dir, "rev", db.store.Rev(), "keys", db.store.Len(),
+		"snapshot_entries", db.recovery.SnapshotEntries, "log_records", db.recovery.LogRecords,
+		"took", db.recovery.Duration.Round(time.Millisecond))
+	db.wg.Add(1)
+	go db.compactLoop()
+	return db, nil
+}
+
+// plan is what recovery found in the folder.
+type plan struct {
+	segments []string // log segments, oldest first
+	firsts   []int64  // their first revisions
+	stale    []string // leftovers to remove once open succeeded
+}
+
+func (db *DB) scan() (plan, error) {
+	var p plan
+	names, err := db.fs.ReadDir(db.dir)
+	if err != nil {
+		return p, fmt.Errorf("list data folder: %w", err)
+	}
+	for _, n := range names { // ReadDir sorts, and the names sort by revision
+		if first, ok := parseSegName(n); ok {
+			p.segments = append(p.segments, n)
+			p.firsts = append(p.firsts, first)
+		} else if n == snapshotTemp {
+			p.stale = append(p.stale, n)
+		}
+	}
+	return p, nil
+}
+
+func (db *DB) recover() error {
+	p, err := db.scan()
+	if err != nil {
+		return err
+	}
+	eopts := db.opts.Engine
+	eopts.Journal = journal{db} // used only after recovery, once db.log is open
+	store, err := engine.Restore(eopts, func(l *engine.Loader) error {
+		if err := db.loadSnapshot(l); err != nil {
+			return err
+		}
+		var lastSize, olderSize int64
+		var truncate func() error // the one change recovery may make: cutting a torn tail
+		for i, name := range p.segments {
+			last := i == len(p.segments)-1
+			size, cut, err := db.replay(l, name, p.firsts[i], last)
+			if err != nil {
+				return err
+			}
+			switch {
+			case last:
+				lastSize, truncate = size, cut
+			case p.firsts[i+1] <= db.recovery.SnapshotRev+1:
+				// Wholly covered by the snapshot: a compaction stopped
+				// before removing it.
+				p.stale = append(p.stale, name)
+			default:
+				olderSize += size
+			}
+		}
+		if truncate != nil {
+			if err := truncate(); err != nil {
+				return err
+			}
+		}
+		// Writes go on in the last segment, or in a new one after the snapshot.
+		name := segName(l.Rev() + 1)
+		if len(p.segments) > 0 {
+			name = p.segments[len(p.segments)-1]
+		}
+		log, err := openLog(db.fs, db.dir, name, lastSize, olderSize, db.opts.Sync, db.opts.SyncObserver)
+		if err != nil {
+			return err
+		}
+		if len(p.segments) == 0 {
+			if err := db.fs.SyncDir(db.dir); err != nil {
+				log.Close()
+				return fmt.Errorf("sync data folder: %w", err)
+			}
+		}
+		db.log = log
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	db.store = store
+	// Leftovers of an interrupted compaction; removing them loses nothing.
+	for _, n := range p.stale {
+		db.fs.Remove(filepath.Join(db.dir, n))
+	}
+	return nil
+}
+
+// journal hands the store's writes to the log opened during recovery.
+type journal struct{ db *DB }
+
+func (j journal) Append(cmds []engine.Command) error {
+	if err := j.db.log.Append(cmds); err != nil {
+		return err
+	}
+	j.db.maybeCompact()
+	return nil
+}
+
+// loadSnapshot loads snapshot.json, if there is one.
+func (db *DB) loadSnapshot(l *engine.Loader) error {
+	f, err := db.fs.OpenFile(filepath.Join(db.dir, snapshotName), os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open snapshot: %w", err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return fmt.Errorf("stat snapshot: %w", err)
+	}
+	rev, entries, err := ReadSnapshot(f, filepath.Join(db.dir, snapshotName))
+	if err != nil {
+		return err
+	}
+	if err := l.Load(rev, entries); err != nil {
+		return &CorruptError{File: filepath.Join(db.dir, snapshotName), Offset: 0, Err: err}
+	}
+	db.recovery.SnapshotRev = rev
+	db.recovery.SnapshotEntries = len(entries)
+	db.snapRev.Store(rev)
+	db.snapBytes.Store(size)
+	return nil
+}
+
+// replay applies the records of one log segment that are newer than what is
+// loaded. It returns the segment's size once replayed and, for a torn tail of
+// the last segment, a function that cuts it off. Any other damage, or a gap
+// in revisions, is a *CorruptError.
+func (db *DB) replay(l *engine.Loader, name string, first int64, last bool) (int64, func() error, error) {
+	path := filepath.Join(db.dir, name)
+	f, err := db.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return 0, nil, fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	lr := newLineReader(f)
+	for {
+		off := lr.off
+		line, err := lr.next()
+		if err == io.EOF {
+			return off, nil, nil
+		}
+		if err != nil {
+			return 0, nil, fmt.Errorf("read log %s at offset %d: %w", path, off, err)
+		}
+		var cmd engine.Command
+		if line[len(line)-1] != '\n' {
+			err = fmt.Errorf("%w: record has no end of line", ErrMalformed)
+		} else {
+			cmd, err = DecodeRecord(line)
+		}
+		if err != nil {
+			if last && !db.anyValidAfter(lr) {
+				// A torn tail: a crash cut the last write short.
+				size, serr := f.Size()
+				if serr != nil {
+					return 0, nil, fmt.Errorf("stat log %s: %w", path, serr)
+				}
+				db.recovery.TruncatedBytes = size - off
+				db.recovery.Warning = fmt.Sprintf("cut a torn record of %d bytes off the end of %s at offset %d: %v", size-off, path, off, err)
+				db.logger.Warn("recovery cut a torn record off the log", "file", path, "offset", off, "bytes", size-off, "err", err)
+				return off, func() error { return db.cut(path, off) }, nil
+			}
+			return 0, nil, &CorruptError{File: path, Offset: off, Err: err}
+		}
+		if cmd.Rev < first {
+			return 0, nil, &CorruptError{File: path, Offset: off, Err: fmt.Errorf("%w: revision %d in a segment starting at %d", ErrMalformed, cmd.Rev, first)}
+		}
+		if cmd.Rev <= l.Rev() {
+			continue // already in the snapshot
+		}
+		if err := l.Apply(cmd); err != nil {
+			return 0, nil, &CorruptError{File: path, Offset: off, Err: err}
+		}
+		db.recovery.LogRecords++
+	}
+}
+
+// anyValidAfter reports whether a valid record follows in lr (consuming it).
+func (db *DB) anyValidAfter(lr *lineReader) bool {
+	for {
+		line, err := lr.next()
+		if err != nil {
+			return false
+		}
+		if _, err := DecodeRecord(line); err == nil && line[len(line)-1] == '\n' {
+			return true
+		}
+	}
+}
+
+// cut truncates a log file at off and makes that durable.
+func (db *DB) cut(path string, off int64) error {
+	w, err := db.fs.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open log to cut its torn tail: %w", err)
+	}
+	err = w.Truncate(off)
+	if err == nil {
+		err = w.Sync()
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("cut torn tail of %s: %w", path, err)
+	}
+	return nil
+}
+
+// Store returns the store; its writes go through the log.
+func (db *DB) Store() *engine.Store { return db.store }
+
+// Err returns nil while the store accepts writes, or an error wrapping
+// ErrFailed once an I/O failure made it refuse them.
+func (db *DB) Err() error {
+	if err := db.log.Err(); err != nil && !errors.Is(err, ErrClosedLog) {
+		return err
+	}
+	return nil
+}
+
+// Status reports sizes, revisions and the last recovery.
+func (db *DB) Status() Status {
+	cur, older := db.log.sizes()
+	st := Status{
+		Dir:           db.dir,
+		Sync:          db.opts.Sync,
+		Rev:           db.store.Rev(),
+		Keys:          db.store.Len(),
+		LogBytes:      cur + older,
+		SnapshotBytes: db.snapBytes.Load(),
+		SnapshotRev:   db.snapRev.Load(),
+		Compactions:   db.compactions.Load(),
+		Fsyncs:        db.log.fsyncCount(),
+		Recovery:      db.recovery,
+	}
+	if err := db.Err(); err != nil {
+		st.Failed = err.Error()
+	}
+	return st
+}
+
+// Close stops the store and compaction, fsyncs the log and releases the
+// folder. Writes after Close fail with engine.ErrClosed.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		close(db.stop)
+		db.store.Close() // answers queued writes; no Append runs after this
+		db.wg.Wait()
+		db.compactMu.Lock() // wait for a compaction called directly
+		db.compactMu.Unlock()
+		db.closeErr = db.log.Close()
+		if err := db.unlock(); db.closeErr == nil {
+			db.closeErr = err
+		}
+	})
+	return db.closeErr
+}

@@ -1,0 +1,173 @@
+package persist
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"slices"
+
+	"github.com/pykv/pykv/engine"
+)
+
+// Snapshot format identifiers, written in every snapshot's header.
+const (
+	SnapshotFormat  = "pykv.snapshot"
+	SnapshotVersion = 1
+)
+
+// snapshotHeader is the first line of a snapshot, without its entries.
+type snapshotHeader struct {
+	Format  string `json:"format"`
+	Version int    `json:"version"`
+	Rev     int64  `json:"rev"`
+	Count   int    `json:"count"`
+}
+
+// WriteSnapshot writes entries, the state at revision rev, to w in the
+// snapshot format: one JSON document laid out one entry per line,
+//
+//	{"format":"pykv.snapshot","version":1,"rev":9,"count":2,"entries":[
+//	{"key":"a","value":"1","create_rev":1,"mod_rev":4,"version":2},
+//	{"key":"b","value":"2","create_rev":9,"mod_rev":9,"version":1}
+//	],"crc":"5e1f2a3b"}
+//
+// where crc is the CRC-32C of every byte before the last line. Entries are
+// written in key order (the slice is sorted in place).
+func WriteSnapshot(w io.Writer, rev int64, entries []*engine.Entry) error {
+	slices.SortFunc(entries, func(a, b *engine.Entry) int { return cmp.Compare(a.Key, b.Key) })
+	h := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 256<<10)
+	hdr, err := json.Marshal(snapshotHeader{SnapshotFormat, SnapshotVersion, rev, len(entries)})
+	if err != nil {
+		return err
+	}
+	bw.Write(hdr[:len(hdr)-1])
+	bw.WriteString(`,"entries":[` + "\n")
+	var line []byte
+	for i, e := range entries {
+		line, err = json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		bw.Write(line)
+		if i < len(entries)-1 {
+			bw.WriteByte(',')
+		}
+		if err := bw.WriteByte('\n'); err != nil {
+			return err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	footer := appendCRC([]byte(`]`), h.Sum32())
+	_, err = w.Write(footer)
+	return err
+}
+
+// lineReader reads lines of any length, tracking offsets and a running CRC.
+type lineReader struct {
+	r    *bufio.Reader
+	off  int64 // offset of the next line
+	crc  hash.Hash32
+	long []byte
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 1<<20), crc: crc32.New(castagnoli)}
+}
+
+// next returns the next line including its newline (the last line of the
+// input may lack one). The slice is valid until the next call.
+func (lr *lineReader) next() ([]byte, error) {
+	line, err := lr.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		lr.long = append(lr.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = lr.r.ReadSlice('\n')
+			lr.long = append(lr.long, line...)
+		}
+		line = lr.long
+	}
+	if err == io.EOF && len(line) > 0 {
+		err = nil
+	}
+	lr.off += int64(len(line))
+	return line, err
+}
+
+// ReadSnapshot reads a snapshot written by WriteSnapshot, checking its
+// layout and checksum. Errors are *CorruptError values whose File is name and
+// whose Offset is where the damage was found.
+func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, err error) {
+	lr := newLineReader(r)
+	corrupt := func(off int64, err error) (int64, []engine.Entry, error) {
+		return 0, nil, &CorruptError{File: name, Offset: off, Err: err}
+	}
+	line, err := lr.next()
+	if err != nil {
+		return corrupt(0, fmt.Errorf("%w: no header: %v", ErrMalformed, err))
+	}
+	lr.crc.Write(line)
+	const entriesOpen = `,"entries":[` + "\n"
+	if !bytes.HasSuffix(line, []byte(entriesOpen)) {
+		return corrupt(0, fmt.Errorf("%w: header line does not open the entries", ErrMalformed))
+	}
+	var hdr snapshotHeader
+	hdrJSON := append(bytes.Clone(line[:len(line)-len(entriesOpen)]), '}')
+	if err := json.Unmarshal(hdrJSON, &hdr); err != nil {
+		return corrupt(0, fmt.Errorf("%w: header: %v", ErrMalformed, err))
+	}
+	if hdr.Format != SnapshotFormat || hdr.Version != SnapshotVersion {
+		return corrupt(0, fmt.Errorf("%w: format %q version %d, want %q version %d", ErrMalformed, hdr.Format, hdr.Version, SnapshotFormat, SnapshotVersion))
+	}
+	if hdr.Rev < 0 || hdr.Count < 0 {
+		return corrupt(0, fmt.Errorf("%w: negative rev or count", ErrMalformed))
+	}
+	entries = make([]engine.Entry, 0, min(hdr.Count, 1<<24))
+	for {
+		off := lr.off
+		line, err := lr.next()
+		if err != nil {
+			return corrupt(off, fmt.Errorf("%w: ends before the checksum line", ErrMalformed))
+		}
+		if line[0] == ']' { // the footer
+			footer := bytes.TrimSuffix(line, []byte("\n"))
+			if len(footer) != 1+crcSuffixLen || !bytes.HasPrefix(footer[1:], []byte(`,"crc":"`)) {
+				return corrupt(off, fmt.Errorf("%w: bad checksum line", ErrMalformed))
+			}
+			want, ok := parseHex8(footer[9:17])
+			if !ok || !bytes.HasSuffix(footer, []byte(`"}`)) {
+				return corrupt(off, fmt.Errorf("%w: checksum is not 8 lowercase hex digits", ErrMalformed))
+			}
+			if lr.crc.Sum32() != want {
+				return corrupt(off, ErrChecksum)
+			}
+			if rest, _ := lr.next(); len(rest) != 0 {
+				return corrupt(lr.off-int64(len(rest)), fmt.Errorf("%w: data after the checksum line", ErrMalformed))
+			}
+			break
+		}
+		lr.crc.Write(line)
+		body := bytes.TrimSuffix(line, []byte("\n"))
+		body = bytes.TrimSuffix(body, []byte(","))
+		var e engine.Entry
+		if err := json.Unmarshal(body, &e); err != nil {
+			return corrupt(off, fmt.Errorf("%w: entry: %v", ErrMalformed, err))
+		}
+		if len(entries) > 0 && e.Key <= entries[len(entries)-1].Key {
+			return corrupt(off, fmt.Errorf("%w: entries out of key order", ErrMalformed))
+		}
+		entries = append(entries, e)
+	}
+	if len(entries) != hdr.Count {
+		return corrupt(0, fmt.Errorf("%w: header says %d entries, found %d", ErrMalformed, hdr.Count, len(entries)))
+	}
+	return hdr.Rev, entries, nil
+}
