@@ -208,7 +208,7 @@ func (s *Store) ExpireDue() (int, error) {
 		now := s.nowMs()
 		s.mu.RLock()
 		var due []expiryItem
-		s.expiry.Ascend(func(it expiryItem) bool {
+		s.expiry.Scan(func(it expiryItem) bool {
 			if it.at > now || len(due) == expireBatch {
 				return false
 			}
@@ -264,6 +264,7 @@ func (l *Loader) Load(rev int64, entries []Entry) error {
 	if len(s.m) != 0 || s.rev != 0 {
 		return fmt.Errorf("%w: snapshot loaded into a store that is not empty", ErrCorrupt)
 	}
+	s.m = make(map[string]*Entry, len(entries)) // sized once: no regrowth garbage
 	for i := range entries {
 		e := &entries[i]
 		switch {
@@ -276,9 +277,13 @@ func (l *Loader) Load(rev int64, entries []Entry) error {
 			return fmt.Errorf("%w: snapshot holds key %s twice", ErrCorrupt, shorten(e.Key))
 		}
 		s.m[e.Key] = e
-		s.index.ReplaceOrInsert(e.Key)
+		if i == 0 || e.Key > entries[i-1].Key {
+			s.index.Load(e.Key) // sorted input (snapshots are): fills nodes fully
+		} else {
+			s.index.Set(e.Key)
+		}
 		if e.ExpiresAt != 0 {
-			s.expiry.ReplaceOrInsert(expiryItem{e.ExpiresAt, e.Key})
+			s.expiry.Set(expiryItem{e.ExpiresAt, e.Key})
 		}
 	}
 	s.rev = rev

@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/btree"
+	"github.com/tidwall/btree"
 )
 
 // Defaults for the zero values of Options.
@@ -136,8 +136,8 @@ func newStore(opts Options) *Store {
 	s := &Store{
 		opts:   opts,
 		m:      make(map[string]*Entry),
-		index:  btree.NewG[string](32, func(a, b string) bool { return a < b }),
-		expiry: btree.NewG[expiryItem](16, lessExpiry),
+		index:  btree.NewBTreeGOptions(func(a, b string) bool { return a < b }, btree.Options{NoLocks: true}),
+		expiry: btree.NewBTreeGOptions(lessExpiry, btree.Options{NoLocks: true}),
 		stop:   make(chan struct{}),
 	}
 	s.feed.init(opts.History, opts.HistoryBytes)
@@ -214,7 +214,7 @@ func (s *Store) List(prefix, after string, limit int) (entries []Entry, more boo
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	s.index.AscendGreaterOrEqual(start, func(k string) bool {
+	s.index.Ascend(start, func(k string) bool {
 		if !strings.HasPrefix(k, prefix) {
 			return false
 		}
@@ -551,12 +551,12 @@ func (s *Store) apply(cmd *Command) error {
 			s.index.Delete(ch.Key)
 		case prev == nil:
 			s.m[e.Key] = e
-			s.index.ReplaceOrInsert(e.Key)
+			s.index.Set(e.Key)
 		default:
 			s.m[e.Key] = e
 		}
 		if e != nil && e.ExpiresAt != 0 {
-			s.expiry.ReplaceOrInsert(expiryItem{e.ExpiresAt, e.Key})
+			s.expiry.Set(expiryItem{e.ExpiresAt, e.Key})
 		}
 		s.feed.push(Event{Type: ch.Op, Key: ch.Key, Rev: cmd.Rev, Entry: e, Prev: prev})
 	}

@@ -131,6 +131,7 @@ func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, 
 		return corrupt(0, fmt.Errorf("%w: negative rev or count", ErrMalformed))
 	}
 	entries = make([]engine.Entry, 0, min(hdr.Count, 1<<24))
+	var scratch []byte
 	for {
 		off := lr.off
 		line, err := lr.next()
@@ -158,8 +159,11 @@ func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, 
 		body := bytes.TrimSuffix(line, []byte("\n"))
 		body = bytes.TrimSuffix(body, []byte(","))
 		var e engine.Entry
-		if err := json.Unmarshal(body, &e); err != nil {
+		if err := decodeEntry(body, &e, &scratch); err != nil {
 			return corrupt(off, fmt.Errorf("%w: entry: %v", ErrMalformed, err))
+		}
+		if e.Key == "" {
+			return corrupt(off, fmt.Errorf("%w: entry with an empty key", ErrMalformed))
 		}
 		if len(entries) > 0 && e.Key <= entries[len(entries)-1].Key {
 			return corrupt(off, fmt.Errorf("%w: entries out of key order", ErrMalformed))
