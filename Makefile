@@ -31,8 +31,8 @@ TEMPL_FILES := $(shell find . -name '*.templ' -not -path './node_modules/*' -not
 
 # Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
 # package relative to the repo root, e.g. `persist:FuzzDecodeRecord`.
-FUZZ_TARGETS ?=
-FUZZTIME     ?= 10s
+FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzReadImport persist:FuzzEntryLine
+FUZZTIME     ?= 8s
 
 .PHONY: all build wasm run deps deps-chromium deps-driver test generate-check fuzz bench soak clean distclean
 

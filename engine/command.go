@@ -36,6 +36,10 @@ type Change struct {
 	Key       string     `json:"key"`
 	Value     string     `json:"value,omitempty"`
 	ExpiresAt int64      `json:"expires_at,omitempty"` // Unix milliseconds; puts only
+
+	// entry is the entry a put resolved by this store produces, so that
+	// applying it does not build it twice; nil in decoded commands.
+	entry *Entry
 }
 
 // Command is one write as the store applies it: all its changes share the

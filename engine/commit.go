@@ -118,7 +118,7 @@ func (s *Store) commit(group []*request) {
 			cmd = s.resolveExpiry(r.expire, now, rev+1)
 		default:
 			var err error
-			cmd, r.res, err = s.resolve(r.ops, now, &v, rev+1)
+			cmd, r.res, err = s.resolve(r.ops, now, &v, rev+1, nil, nil)
 			if err != nil {
 				r.err = err
 			}

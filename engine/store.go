@@ -279,7 +279,17 @@ func (s *Store) Delete(key string) (int64, error) {
 // deletion. A delete of a missing key returns ErrNotFound; a failed
 // condition a *ConditionError.
 func (s *Store) Do(op Op) (Entry, error) {
-	res, err := s.Txn([]Op{op})
+	var res TxnResult
+	var err error
+	if s.reqs == nil {
+		// The in-memory hot path: everything on the stack but the entry.
+		ops := [1]Op{op}
+		var changes [2]Change
+		var results [1]Result
+		res, err = s.txnDirect(ops[:], 1, changes[:0], results[:])
+	} else {
+		res, err = s.Txn([]Op{op})
+	}
 	if err != nil {
 		var oe *OpError
 		if asOpError(err, &oe) {
@@ -322,7 +332,7 @@ func (s *Store) Bulk(ops []Op) (TxnResult, error) {
 
 func (s *Store) txn(ops []Op, maxOps int) (TxnResult, error) {
 	if s.reqs == nil {
-		return s.txnDirect(ops, maxOps)
+		return s.txnDirect(ops, maxOps, nil, nil)
 	}
 	if err := s.validateAll(ops, maxOps); err != nil {
 		return TxnResult{}, err
@@ -335,8 +345,8 @@ func (s *Store) txn(ops []Op, maxOps int) (TxnResult, error) {
 }
 
 // txnDirect is the write path without a journal: resolve and apply under
-// the lock.
-func (s *Store) txnDirect(ops []Op, maxOps int) (TxnResult, error) {
+// the lock. changes and results, when not nil, are buffers to use.
+func (s *Store) txnDirect(ops []Op, maxOps int, changes []Change, results []Result) (TxnResult, error) {
 	if err := s.validateAll(ops, maxOps); err != nil {
 		return TxnResult{}, err
 	}
@@ -347,7 +357,7 @@ func (s *Store) txnDirect(ops []Op, maxOps int) (TxnResult, error) {
 		return TxnResult{}, ErrClosed
 	}
 	v := view{s: s}
-	cmd, res, err := s.resolve(ops, now, &v, s.rev+1)
+	cmd, res, err := s.resolve(ops, now, &v, s.rev+1, changes, results)
 	if err != nil {
 		return TxnResult{}, err
 	}
@@ -422,7 +432,7 @@ func (v *view) set(key string, e *Entry) {
 // resolve turns ops, already validated, into a command at revision rev,
 // checking conditions against v and the time now. It records the command's effects in
 // v. A command with no changes (deletes of missing keys) takes no revision.
-func (s *Store) resolve(ops []Op, now int64, v *view, rev int64) (Command, TxnResult, error) {
+func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Change, results []Result) (Command, TxnResult, error) {
 	for i := range ops {
 		op := &ops[i]
 		if op.IfRev == 0 {
@@ -454,8 +464,14 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64) (Command, TxnRe
 		}
 		return v.get(key)
 	}
-	cmd := Command{Rev: rev, Changes: make([]Change, 0, len(ops))}
-	res := TxnResult{Rev: rev, Results: make([]Result, len(ops))}
+	if changes == nil {
+		changes = make([]Change, 0, len(ops))
+	}
+	if results == nil {
+		results = make([]Result, len(ops))
+	}
+	cmd := Command{Rev: rev, Changes: changes}
+	res := TxnResult{Rev: rev, Results: results}
 	for i := range ops {
 		op := &ops[i]
 		cur := get(op.Key)
@@ -483,6 +499,7 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64) (Command, TxnRe
 			res.Results[i].Deleted = true
 		}
 		e, _ := next(cur, &ch, rev)
+		ch.entry = e
 		cmd.Changes = append(cmd.Changes, ch)
 		if e != nil {
 			res.Results[i].Entry = *e
@@ -541,7 +558,10 @@ func (s *Store) apply(cmd *Command) error {
 	for i := range cmd.Changes {
 		ch := &cmd.Changes[i]
 		prev := s.m[ch.Key]
-		e, _ := next(prev, ch, cmd.Rev)
+		e := ch.entry
+		if e == nil {
+			e, _ = next(prev, ch, cmd.Rev)
+		}
 		if prev != nil && prev.ExpiresAt != 0 {
 			s.expiry.Delete(expiryItem{prev.ExpiresAt, prev.Key})
 		}
