@@ -488,7 +488,7 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 		case OpPut:
 			ch = Change{Op: OpPut, Key: op.Key, Value: op.Value}
 			if op.TTL > 0 {
-				ch.ExpiresAt = now + (op.TTL+time.Millisecond-1).Milliseconds()
+				ch.ExpiresAt = now + (op.TTL + time.Millisecond - 1).Milliseconds()
 			}
 		case OpDelete:
 			res.Results[i].Entry.Key = op.Key

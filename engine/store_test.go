@@ -20,8 +20,8 @@ func newClock() *clock {
 	c.ms.Store(1_700_000_000_000)
 	return c
 }
-func (c *clock) Now() time.Time            { return time.UnixMilli(c.ms.Load()) }
-func (c *clock) Advance(d time.Duration)   { c.ms.Add(d.Milliseconds()) }
+func (c *clock) Now() time.Time          { return time.UnixMilli(c.ms.Load()) }
+func (c *clock) Advance(d time.Duration) { c.ms.Add(d.Milliseconds()) }
 
 // memJournal records commands in memory and can be told to fail.
 type memJournal struct {

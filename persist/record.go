@@ -20,7 +20,7 @@ const crcSuffixLen = len(`,"crc":"00000000"}`)
 // Errors describing a record or snapshot that fails its checks. They come
 // wrapped in a *CorruptError naming the file and offset.
 var (
-	ErrChecksum = errors.New("checksum mismatch")
+	ErrChecksum  = errors.New("checksum mismatch")
 	ErrMalformed = errors.New("malformed record")
 )
 
