@@ -39,7 +39,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // AppendRecord appends cmd to dst as one log line:
 //
-//	{"rev":7,"ops":[{"op":"put","key":"a","value":"1"}],"crc":"1c291ca3"}\n
+//	{"rev":7,"ops":[{"op":"put","key":"a","value":"1"}],"crc":"…"}\n
 //
 // The checksum is the CRC-32C, in hex, of every byte of the line before
 // `,"crc"`, so a reader checks it without re-encoding anything.

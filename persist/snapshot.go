@@ -35,7 +35,7 @@ type snapshotHeader struct {
 //	{"format":"pykv.snapshot","version":1,"rev":9,"count":2,"entries":[
 //	{"key":"a","value":"1","create_rev":1,"mod_rev":4,"version":2},
 //	{"key":"b","value":"2","create_rev":9,"mod_rev":9,"version":1}
-//	],"crc":"5e1f2a3b"}
+//	],"crc":"…"}
 //
 // where crc is the CRC-32C of every byte before the last line. Entries are
 // written in key order (the slice is sorted in place).
