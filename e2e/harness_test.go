@@ -246,10 +246,11 @@ func artifactName(testName string) string {
 // server is a bin/pykv process started by startServer. Its methods must be
 // called from the test's goroutine.
 type server struct {
-	URL     string // base URL without a trailing slash: "http://127.0.0.1:PORT"
-	Addr    string // the --addr it listens on; the same after Restart
-	DataDir string // the --data-dir; the same after Restart
-	LogPath string // stdout and stderr of every run, appended
+	URL     string   // base URL without a trailing slash: "http://127.0.0.1:PORT"
+	Addr    string   // the --addr it listens on; the same after Restart
+	DataDir string   // the --data-dir; the same after Restart
+	LogPath string   // stdout and stderr of every run, appended
+	Args    []string // extra flags for `pykv serve`, used from the next Start on
 
 	tb   testing.TB
 	bin  string
@@ -322,7 +323,8 @@ func (s *server) Start() {
 	if err != nil {
 		s.tb.Fatalf("start server: %v", err)
 	}
-	cmd := exec.Command(s.bin, "serve", "--addr", s.Addr, "--data-dir", s.DataDir)
+	args := append([]string{"serve", "--addr", s.Addr, "--data-dir", s.DataDir}, s.Args...)
+	cmd := exec.Command(s.bin, args...)
 	fmt.Fprintf(logf, "=== e2e: %s\n", strings.Join(cmd.Args, " "))
 	// An *os.File is handed to the child as is: no copying goroutine, and
 	// nothing is lost if the server dies.
