@@ -122,3 +122,34 @@ func faultWorkload(t *testing.T, m *memFS, at int) ([]map[string]engine.Entry, i
 	}
 	return states, acked
 }
+
+// TestDB_RecoveryFaults opens a folder that needs repair (a torn tail to cut)
+// with the Nth operation of the recovery failing, for every N: Open either
+// fails with an error or succeeds, and a later clean Open finds everything.
+func TestDB_RecoveryFaults(t *testing.T) {
+	files, states := folderWithLog(t, 6, true)
+	seg := lastSegment(files)
+	files[seg] += `{"rev":7,"ops":[{"op":"put","key":"torn"` // a crash mid-write
+	for at := 1; at < 20; at++ {
+		m := image(files)
+		m.fault = func(op string, n int, name string) error {
+			if n == at {
+				return errIO
+			}
+			return nil
+		}
+		db, err := persist.Open(dir, memOpts(m))
+		if err == nil {
+			db.Close()
+		}
+		m.fault = nil
+		db, err = persist.Open(dir, memOpts(m))
+		if err != nil {
+			t.Fatalf("fault at recovery operation %d, then a clean open: %v", at, err)
+		}
+		if got := state(t, db.Store()); !reflect.DeepEqual(got, states[6]) {
+			t.Fatalf("fault at recovery operation %d: state %v, want %v", at, got, states[6])
+		}
+		db.Close()
+	}
+}

@@ -2,6 +2,7 @@ package persist_test
 
 import (
 	"fmt"
+	"os"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -40,7 +41,7 @@ func crashRun(t *testing.T, crashAt int, rng *rand.Rand) (ops int, img *memFS, s
 	s := db.Store()
 	model := map[string]engine.Entry{}
 	states = append(states, map[string]engine.Entry{})
-	for i := range 48 {
+	for i := range 72 {
 		k := fmt.Sprintf("k%d", i%5)
 		var err error
 		var e engine.Entry
@@ -89,12 +90,18 @@ func crashRun(t *testing.T, crashAt int, rng *rand.Rand) (ops int, img *memFS, s
 // snapshot is durable (each checked by hand by planting the bug).
 func TestDB_PowerLoss(t *testing.T) {
 	total, _, _, _ := crashRun(t, 0, rand.New(rand.NewPCG(0, 0)))
-	seeds := 4
+	seeds := 10 // about 2,000 crash points in all
 	if testing.Short() {
 		seeds = 1
 	}
+	if os.Getenv("PYKV_SOAK") != "" {
+		seeds = 60
+	}
+	points := 0
+	defer func() { t.Logf("%d crash points checked", points) }()
 	for crashAt := 1; crashAt <= total; crashAt++ {
 		for seed := range seeds {
+			points++
 			rng := rand.New(rand.NewPCG(uint64(crashAt), uint64(seed)))
 			_, img, states, acked := crashRun(t, crashAt, rng)
 			if img == nil {
