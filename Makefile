@@ -31,10 +31,11 @@ TEMPL_FILES := $(shell find . -name '*.templ' -not -path './node_modules/*' -not
 
 # Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
 # package relative to the repo root, e.g. `persist:FuzzDecodeRecord`.
-FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzReadImport persist:FuzzEntryLine
+FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzReadImport persist:FuzzEntryLine \
+	web:FuzzTxnBody web:FuzzKeyPath
 FUZZTIME     ?= 8s
 
-.PHONY: all build wasm run deps deps-chromium deps-driver test generate-check fuzz bench soak clean distclean
+.PHONY: all build wasm run deps deps-chromium deps-driver test generate-check fuzz bench bench-http swaggerui soak clean distclean
 
 # The default goal builds the server.
 all: build
@@ -116,6 +117,21 @@ fuzz:
 # bench runs every benchmark once, with allocation counts.
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+
+# bench-http runs only the HTTP benchmarks of issue 3 (32 connections, 10k keys,
+# 100-byte values; a constant-answer server first as the baseline), each for a
+# fixed number of requests so the run takes about a minute.
+bench-http:
+	$(GO) test -run='^$$' -bench='^BenchmarkHTTP$$' -benchtime=50000x -count=1 -timeout 10m ./web/
+
+# swaggerui refreshes web/swaggerui from the pinned swagger-ui-dist: the two
+# large files gzipped (-n: reproducible bytes), the favicons and the licence.
+# index.html and init.js there are PyKV's own and are left alone.
+swaggerui: $(NPM_STAMP)
+	gzip -9 -n -c node_modules/swagger-ui-dist/swagger-ui-bundle.js > web/swaggerui/swagger-ui-bundle.js.gz
+	gzip -9 -n -c node_modules/swagger-ui-dist/swagger-ui.css > web/swaggerui/swagger-ui.css.gz
+	cp node_modules/swagger-ui-dist/favicon-16x16.png node_modules/swagger-ui-dist/favicon-32x32.png web/swaggerui/
+	cp node_modules/swagger-ui-dist/LICENSE web/swaggerui/LICENSE
 
 # soak runs the long tests (build tag soak, PYKV_SOAK=1) for up to an hour.
 soak: deps build

@@ -2,8 +2,8 @@ package persist_test
 
 import (
 	"fmt"
-	"os"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"testing"
 

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/web"
+)
+
+// HTTP server limits. A slow client (slowloris) is cut off by the header and
+// read timeouts; the websocket route lifts the read and write deadlines for
+// its connection and keeps its own (see web.NewWatchHandler).
+const (
+	readHeaderTimeout = 5 * time.Second   // time to send the request line and headers
+	readTimeout       = 60 * time.Second  // the whole request, body included (an import)
+	writeTimeout      = 60 * time.Second  // the whole answer (an export)
+	idleTimeout       = 120 * time.Second // a keep-alive connection between requests
+	shutdownTimeout   = 10 * time.Second  // requests in flight get this long to finish
+	maxHeaderBytes    = 64 << 10          // larger headers are answered 431
+)
+
+// serveConfig is what the flags of `pykv serve` say.
+type serveConfig struct {
+	addr           string
+	dataDir        string
+	fsync          string
+	maxKeyBytes    int
+	maxValueBytes  int
+	maxTxnOps      int
+	maxBodyBytes   int64
+	maxImportBytes int64
+	maxConnsPerIP  int
+	logFormat      string
+	logLevel       string
+	authToken      string
+	readToken      string
+	insecureNoAuth bool
+}
+
+func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := newFlagSet("serve", stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	fs.StringVar(&c.dataDir, "data-dir", "./data", "folder holding the snapshot and the log")
+	fs.StringVar(&c.fsync, "fsync", "always", "when writes reach the disk: always (before each answer), everysec, never")
+	fs.IntVar(&c.maxKeyBytes, "max-key-bytes", engine.DefaultMaxKeyBytes, "longest key, in bytes")
+	fs.IntVar(&c.maxValueBytes, "max-value-bytes", engine.DefaultMaxValueBytes, "longest value, in bytes")
+	fs.IntVar(&c.maxTxnOps, "max-txn-ops", engine.DefaultMaxTxnOps, "most operations in one transaction")
+	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", web.DefaultMaxBodyBytes, "largest JSON request body (a transaction), in bytes")
+	fs.Int64Var(&c.maxImportBytes, "max-import-bytes", web.DefaultMaxImportBytes, "largest import file, in bytes")
+	fs.IntVar(&c.maxConnsPerIP, "max-conns-per-ip", 256, "most open connections from one IP address (0: no limit)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "least severe log level: debug, info, warn, error")
+	fs.StringVar(&c.authToken, "auth-token", "", "token for reading and writing (prefer PYKV_AUTH_TOKEN: flags show in ps)")
+	fs.StringVar(&c.readToken, "read-token", "", "token for reading only (prefer PYKV_READ_TOKEN)")
+	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: pykv serve [flags]\n\nEvery flag can also be set by the environment variable PYKV_<FLAG>,\ne.g. PYKV_DATA_DIR for --data-dir.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, usageError("serve takes no arguments, got %q", fs.Args())
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return c, usageError("--log-format (or PYKV_LOG_FORMAT) must be text or json, not %q", c.logFormat)
+	}
+	if _, err := persist.ParseSyncMode(c.fsync); err != nil {
+		return c, usageError("--fsync (or PYKV_FSYNC): %v", err)
+	}
+	if c.authToken != "" && c.authToken == c.readToken {
+		return c, usageError("--auth-token and --read-token must differ")
+	}
+	return c, nil
+}
+
+// newLogger returns the server's logger on w.
+func newLogger(c serveConfig, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usageError("--log-level (or PYKV_LOG_LEVEL): %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// serve runs the server until ctx is cancelled, then shuts down in order:
+// stop accepting, let requests in flight finish (up to shutdownTimeout),
+// close the store (which flushes and fsyncs the log). It prints where the
+// dashboard and docs are on stdout and logs on stderr.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseServe(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(c, stderr)
+	if err != nil {
+		return err
+	}
+	host, _, err := net.SplitHostPort(c.addr)
+	if err != nil {
+		return usageError("--addr %q: %v", c.addr, err)
+	}
+	if c.authToken == "" && c.readToken == "" && !isLoopback(host) && !c.insecureNoAuth {
+		return usageError("refusing to listen on %s without a token: set --auth-token (or PYKV_AUTH_TOKEN), "+
+			"listen on 127.0.0.1, or pass --insecure-no-auth", c.addr)
+	}
+
+	metrics := web.NewMetrics()
+	db, err := persist.Open(c.dataDir, persist.Options{
+		Sync:         persist.SyncMode(c.fsync),
+		Engine:       engine.Options{MaxKeyBytes: c.maxKeyBytes, MaxValueBytes: c.maxValueBytes, MaxTxnOps: c.maxTxnOps},
+		Logger:       logger,
+		SyncObserver: metrics.ObserveFsync,
+	})
+	if errors.Is(err, persist.ErrLocked) {
+		return fmt.Errorf("data folder %s is in use by another PyKV process; stop it first or choose another --data-dir: %w", c.dataDir, err)
+	}
+	if err != nil {
+		return fmt.Errorf("open data folder %s: %w", c.dataDir, err)
+	}
+	// Closed last, after the HTTP server has stopped; an error closing it
+	// (the final fsync) is the command's error.
+	closeDB := func() error {
+		if err := db.Close(); err != nil {
+			return fmt.Errorf("close store: %w", err)
+		}
+		logger.Info("store closed", "rev", db.Store().Rev())
+		return nil
+	}
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return errors.Join(fmt.Errorf("listen on %s: %w", c.addr, err), closeDB())
+	}
+	ln = limitConnsPerIP(ln, c.maxConnsPerIP)
+
+	srv := &http.Server{
+		Handler: web.NewServer(web.Options{
+			Store: db.Store(), DB: db, Logger: logger, Metrics: metrics,
+			MaxBodyBytes: c.maxBodyBytes, MaxImportBytes: c.maxImportBytes,
+			AuthToken: c.authToken, ReadToken: c.readToken,
+			Static: staticFS(),
+		}),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	closeUnused := trackUnusedConns(srv)
+
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "PyKV serving %s (data in %s, fsync %s)\n  dashboard  %s/\n  API docs   %s/docs\n",
+		base, c.dataDir, c.fsync, base, base)
+	logger.Info("listening", "addr", ln.Addr().String(), "data_dir", c.dataDir, "fsync", c.fsync,
+		"auth", c.authToken != "" || c.readToken != "")
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		// Serve only returns on its own when the listener fails.
+		return errors.Join(fmt.Errorf("serve: %w", err), closeDB())
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	var shutErr error
+	closeUnused()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("requests still running at the shutdown timeout were cut off", "err", err)
+		_ = srv.Close()
+	}
+	<-served // http.ErrServerClosed
+	// Closing the store also ends open watch streams (they are hijacked
+	// connections, which Shutdown does not wait for).
+	if err := closeDB(); err != nil {
+		shutErr = err
+	}
+	return shutErr
+}
+
+// isLoopback reports whether host names only this machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// trackUnusedConns follows the server's connections and returns a function
+// that closes those on which no request has started. Shutdown waits up to
+// five seconds for such connections, which clients open ahead of need
+// (Go's transport dials a spare one when a request waits for a
+// connection); closing them at once lets a shutdown finish as soon as the
+// requests in flight do. The listener is closed by then, so no connection
+// can become new after the call.
+func trackUnusedConns(srv *http.Server) (closeUnused func()) {
+	var mu sync.Mutex
+	unused := map[net.Conn]bool{}
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		if st == http.StateNew {
+			unused[c] = true
+		} else {
+			delete(unused, c)
+		}
+	}
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for c := range unused {
+			c.Close()
+		}
+	}
+}

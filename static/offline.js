@@ -1,0 +1,325 @@
+// PyKV offline copy: the PyKV engine compiled to WebAssembly, kept in
+// localStorage in the server's own snapshot and log format (see wasm/doc.go).
+//
+//   const db = await PyKVOffline.open({name: "default"});
+//   await db.put("greeting", "hello", {ttl: 60});   // ttl in seconds
+//   db.get("greeting");            // {key, value, create_rev, mod_rev, version, expires_at} or null
+//   db.list("gr", "", 100);        // {entries: [...], more: false}
+//   const stop = db.subscribe(b => console.log(b));  // {rev, events: [...]} or {rev, reset: true}
+//   db.pending();                  // changes made offline, with the server revision each is based on
+//   await db.sync();               // send them (If-Match), load the server's state, report conflicts
+//
+// Reads are synchronous. Writes return promises: they are serialized across
+// the tabs of this origin with the Web Locks API and always see the other
+// tabs' writes first. Failed writes reject with a PyKVOfflineError whose
+// code is "quota" (localStorage full: nothing was saved; err.what and
+// err.usage say what and how much room is used), "conflict" (ifRev did not
+// hold), "not_found", "invalid", "bad_input", "stale" or "internal".
+(function (global) {
+  "use strict";
+
+  const DEFAULT_BASE = "/static/wasm/";
+  let runtime = null; // promise of the Go module's __pykvOffline
+
+  class PyKVOfflineError extends Error {
+    constructor(info) {
+      super(info.message);
+      this.name = "PyKVOfflineError";
+      Object.assign(this, info);
+    }
+  }
+
+  function unwrap(answer) {
+    const r = typeof answer === "string" ? JSON.parse(answer) : answer;
+    if (r.error) throw new PyKVOfflineError(r.error);
+    return r.ok;
+  }
+
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      const s = document.createElement("script");
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = () => reject(new Error("PyKV offline: cannot load " + src));
+      document.head.appendChild(s);
+    });
+  }
+
+  // loadRuntime starts the Go program once per page.
+  function loadRuntime(base) {
+    if (runtime) return runtime;
+    runtime = (async () => {
+      if (!global.Go) await loadScript(base + "wasm_exec.js");
+      const go = new global.Go();
+      const url = base + "pykv.wasm";
+      let result;
+      try {
+        result = await WebAssembly.instantiateStreaming(fetch(url), go.importObject);
+      } catch (e) {
+        // A server that does not send application/wasm: instantiate from bytes.
+        const resp = await fetch(url);
+        if (!resp.ok) throw new Error("PyKV offline: GET " + url + ": " + resp.status);
+        result = await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject);
+      }
+      go.run(result.instance); // runs main up to its first wait: the API is set
+      if (!global.__pykvOffline) throw new Error("PyKV offline: the WebAssembly module did not start");
+      return global.__pykvOffline;
+    })();
+    runtime.catch(() => { runtime = null; });
+    return runtime;
+  }
+
+  // withLock runs fn holding the copy's cross-tab lock (or directly where
+  // the Web Locks API is missing: the Go side still refuses a write that
+  // would clash with another tab's, and the copy is reloaded).
+  function withLock(name, fn) {
+    if (global.navigator && navigator.locks && navigator.locks.request) {
+      return navigator.locks.request(name, fn);
+    }
+    return Promise.resolve().then(fn);
+  }
+
+  class OfflineDB {
+    constructor(core, name) {
+      this._core = core;
+      this.name = name;
+      this.persistent = core.persistent;
+      this._lock = "pykv/" + name;
+      this._queue = [];
+      this._draining = false;
+      this._listeners = new Set();
+      this._stopCore = null;
+      this._catchUpTimer = 0;
+      this._onStorage = (e) => {
+        if (e.key === null || e.key.startsWith("pykv/" + name + "/")) this._scheduleCatchUp();
+      };
+      global.addEventListener("storage", this._onStorage);
+    }
+
+    // The status of the last open: what recovery found and set aside.
+    status() { return unwrap(this._core.status()); }
+    // usage(): {items, units, other_items, other_units, snapshot_units, log_units, log_items, corrupt_units};
+    // units are UTF-16 code units (2 bytes each in the browser).
+    usage() { return unwrap(this._core.usage()); }
+
+    get(key) { return unwrap(this._core.get(String(key))); }
+    list(prefix = "", after = "", limit = 0) {
+      return unwrap(this._core.list(String(prefix), String(after), limit | 0));
+    }
+    exportSnapshot() { return unwrap(this._core.exportSnapshot()); }
+    pending() { return unwrap(this._core.pending()); }
+
+    // put resolves to the new entry. opts.ttl: seconds; opts.ifRev: the
+    // key's current mod_rev, or -1 for "must not exist".
+    put(key, value, opts = {}) {
+      return this._write(null, { op: "put", key: String(key), value: String(value), ttl: Number(opts.ttl || 0), if_rev: Number(opts.ifRev || 0) });
+    }
+    // delete resolves to the revision of the deletion; code "not_found"
+    // when the key does not exist.
+    delete(key, opts = {}) {
+      return this._write(null, { op: "delete", key: String(key), if_rev: Number(opts.ifRev || 0) });
+    }
+    // importSnapshot puts every key of a snapshot (or flat PyKV) file, as
+    // local changes: they are pending for the next sync.
+    importSnapshot(text) { return this._write(() => this._core.importSnapshot(String(text))); }
+    // rebase loads the server's export as the copy's base and replays the
+    // pending changes over it, except the settled ones ({key: local_rev}).
+    rebase(exportText, settled = {}) {
+      return this._write(() => this._core.rebase(String(exportText), JSON.stringify(settled)));
+    }
+
+    // subscribe(fn): fn({rev, events: [{type, key, rev, value, expires_at}]})
+    // for every change, including other tabs'; fn({rev, reset: true}) when
+    // the copy was replaced wholesale (list again). Returns an unsubscribe
+    // function.
+    subscribe(fn) {
+      this._listeners.add(fn);
+      if (!this._stopCore) {
+        this._stopCore = this._core.subscribe((json) => {
+          const batch = JSON.parse(json);
+          for (const l of this._listeners) {
+            try { l(batch); } catch (e) { setTimeout(() => { throw e; }); }
+          }
+        });
+      }
+      return () => {
+        this._listeners.delete(fn);
+        if (this._listeners.size === 0 && this._stopCore) { this._stopCore(); this._stopCore = null; }
+      };
+    }
+
+    // sync sends the pending changes to the server with the revision each was
+    // based on (If-Match, or If-None-Match: * for new keys), then loads the
+    // server's export as the new base. Resolves to {sent, conflicts}: each
+    // conflict {key, mine: {op, value}, server: {value, rev} | null} stays
+    // pending until resolve(key, "mine" | "server").
+    async sync(opts = {}) {
+      const base = opts.baseURL || "";
+      const doFetch = opts.fetch || global.fetch.bind(global);
+      const settled = {};
+      const conflicts = [];
+      let sent = 0;
+      for (const c of this.pending()) {
+        const url = base + "/v1/kv/" + encodeURIComponent(c.key);
+        const headers = {};
+        if (c.base_rev > 0) headers["If-Match"] = '"' + c.base_rev + '"';
+        else if (c.op === "put") headers["If-None-Match"] = "*";
+        let resp;
+        if (c.op === "put") {
+          let q = "";
+          if (c.expires_at) {
+            const ttl = (c.expires_at - Date.now()) / 1000;
+            if (ttl <= 0) { settled[c.key] = c.local_rev; continue; } // expired while waiting
+            q = "?ttl=" + ttl.toFixed(3);
+          }
+          resp = await doFetch(url + q, { method: "PUT", headers, body: c.value, credentials: "same-origin" });
+        } else {
+          resp = await doFetch(url, { method: "DELETE", headers, credentials: "same-origin" });
+        }
+        if (resp.ok || (c.op === "delete" && resp.status === 404 && c.base_rev === 0)) {
+          settled[c.key] = c.local_rev;
+          sent++;
+        } else if (resp.status === 412 || (c.op === "delete" && resp.status === 404)) {
+          const server = await this._serverEntry(doFetch, url);
+          if (server && c.op === "put" && server.value === c.value) {
+            settled[c.key] = c.local_rev; // the server has it already
+          } else if (!server && c.op === "delete") {
+            settled[c.key] = c.local_rev;
+          } else {
+            conflicts.push({ key: c.key, mine: { op: c.op, value: c.value, base_rev: c.base_rev }, server });
+          }
+        } else {
+          throw new Error("PyKV sync: " + c.op + " " + c.key + ": HTTP " + resp.status + " " + (await resp.text()));
+        }
+      }
+      const exp = await doFetch(base + "/v1/export", { credentials: "same-origin" });
+      if (!exp.ok) throw new Error("PyKV sync: GET /v1/export: HTTP " + exp.status);
+      await this.rebase(await exp.text(), settled);
+      this._conflicts = new Map(conflicts.map((c) => [c.key, c]));
+      return { sent, conflicts };
+    }
+
+    // resolve settles a conflict reported by sync: "mine" writes the local
+    // change over the server's current revision, "server" drops it and takes
+    // the server's value. Then the copy reloads the server's state.
+    async resolve(key, choice, opts = {}) {
+      const base = opts.baseURL || "";
+      const doFetch = opts.fetch || global.fetch.bind(global);
+      const c = this.pending().find((p) => p.key === key);
+      if (!c) return;
+      const url = base + "/v1/kv/" + encodeURIComponent(key);
+      if (choice === "mine") {
+        const server = await this._serverEntry(doFetch, url);
+        const headers = server ? { "If-Match": '"' + server.rev + '"' } : { "If-None-Match": "*" };
+        const init = c.op === "put" ? { method: "PUT", headers, body: c.value } : { method: "DELETE", headers };
+        const resp = await doFetch(url, Object.assign(init, { credentials: "same-origin" }));
+        if (!resp.ok && !(c.op === "delete" && resp.status === 404)) {
+          throw new PyKVOfflineError({ code: "conflict", key, message: "the server's value changed again; sync and choose again" });
+        }
+      } else if (choice !== "server") {
+        throw new Error('PyKV resolve: choice must be "mine" or "server"');
+      }
+      const exp = await doFetch(base + "/v1/export", { credentials: "same-origin" });
+      if (!exp.ok) throw new Error("PyKV resolve: GET /v1/export: HTTP " + exp.status);
+      await this.rebase(await exp.text(), { [key]: c.local_rev });
+    }
+
+    async _serverEntry(doFetch, url) {
+      const resp = await doFetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" });
+      if (resp.status === 404) return null;
+      if (!resp.ok) throw new Error("PyKV sync: GET " + url + ": HTTP " + resp.status);
+      const e = await resp.json(); // the entry: {key, value, mod_rev, …}
+      return { value: e.value, rev: e.mod_rev, expires_at: e.expires_at || 0 };
+    }
+
+    close() {
+      global.removeEventListener("storage", this._onStorage);
+      if (this._stopCore) { this._stopCore(); this._stopCore = null; }
+      unwrap(this._core.close());
+    }
+
+    // Writes are queued and run under the lock. Puts and deletes queued
+    // together go to the engine in one call and commit as one group (one
+    // stored item); an awaited loop of writes keeps the lock between them.
+    // call is a core method call for other writes; op a put or delete.
+    _write(call, op) {
+      return new Promise((resolve, reject) => {
+        this._queue.push({ call, op, resolve, reject });
+        if (!this._draining) this._drain();
+      });
+    }
+
+    _runQueued() {
+      while (this._queue.length) {
+        if (this._queue[0].call) {
+          const w = this._queue.shift();
+          try { w.resolve(unwrap(w.call())); } catch (e) { w.reject(e); }
+          continue;
+        }
+        let n = 0;
+        while (n < this._queue.length && !this._queue[n].call) n++;
+        const ws = this._queue.splice(0, n);
+        let results;
+        try {
+          results = unwrap(this._core.batch(JSON.stringify(ws.map((w) => w.op))));
+        } catch (e) {
+          for (const w of ws) w.reject(e);
+          continue;
+        }
+        ws.forEach((w, i) => {
+          const r = results[i];
+          if (r.error) w.reject(new PyKVOfflineError(r.error));
+          else w.resolve(r.ok);
+        });
+      }
+    }
+
+    _drain() {
+      this._draining = true;
+      const locked = !!(global.navigator && navigator.locks && navigator.locks.request);
+      const run = async () => {
+        unwrap(this._core.catchUp(locked));
+        try {
+          for (;;) {
+            this._runQueued();
+            // Let awaiting callers queue their next write before letting go.
+            for (let i = 0; i < 4 && !this._queue.length; i++) await null;
+            if (!this._queue.length) return;
+          }
+        } finally {
+          unwrap(this._core.unlock());
+        }
+      };
+      withLock(this._lock, run).catch((e) => {
+        for (const w of this._queue.splice(0)) w.reject(e);
+      }).finally(() => {
+        this._draining = false;
+        if (this._queue.length) this._drain();
+      });
+    }
+
+    _scheduleCatchUp() {
+      if (this._catchUpTimer) return;
+      this._catchUpTimer = setTimeout(() => {
+        this._catchUpTimer = 0;
+        withLock(this._lock, () => { unwrap(this._core.catchUp(false)); }).catch((e) => console.error("PyKV offline:", e));
+      }, 20);
+    }
+  }
+
+  // open({name, base, memory}) loads the WebAssembly engine (once per page)
+  // and opens the copy called name (default "default"). base is where
+  // wasm_exec.js and pykv.wasm are served (default /static/wasm/); memory:
+  // true keeps the copy in memory only. Damaged stored data never makes
+  // open fail: see db.status().recovery.set_aside.
+  async function open(opts = {}) {
+    const core = await loadRuntime(opts.base || DEFAULT_BASE);
+    const name = opts.name || "default";
+    const options = JSON.stringify({ name, memory: !!opts.memory, fold_min_units: opts.foldMinUnits | 0 });
+    // Open under the lock: another tab may be folding.
+    const handle = await withLock("pykv/" + name, () => unwrap(core.open(options)));
+    return new OfflineDB(handle, name);
+  }
+
+  global.PyKVOffline = { open, PyKVOfflineError };
+})(typeof window !== "undefined" ? window : globalThis);

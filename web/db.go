@@ -1,0 +1,45 @@
+package web
+
+import (
+	"errors"
+	"io"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pykv/pykv/persist"
+)
+
+// DB is what the server needs of the persistence behind the store:
+// *persist.DB implements it; tests may pass a fake.
+type DB interface {
+	// Status reports revisions, sizes and the last recovery.
+	Status() persist.Status
+	// Export writes the store in the snapshot format.
+	Export(w io.Writer) error
+	// Import loads a snapshot or a flat file; malformed input gives an
+	// error wrapping persist.ErrBadImport.
+	Import(r io.Reader) (persist.ImportResult, error)
+	// Err is non-nil once the store refuses writes after an I/O failure.
+	Err() error
+}
+
+// isUnavailable reports whether err says the store refuses writes after a
+// storage failure (reads keep working): a 503.
+func isUnavailable(err error) bool { return errors.Is(err, persist.ErrFailed) }
+
+// collectDB adds the persistence figures to a scrape.
+func collectDB(ch chan<- prometheus.Metric, db DB) {
+	if db == nil {
+		return
+	}
+	st := db.Status()
+	writable := 1.0
+	if st.Failed != "" {
+		writable = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descLog, prometheus.GaugeValue, float64(st.LogBytes))
+	ch <- prometheus.MustNewConstMetric(descSnap, prometheus.GaugeValue, float64(st.SnapshotBytes))
+	ch <- prometheus.MustNewConstMetric(descCompact, prometheus.CounterValue, float64(st.Compactions))
+	ch <- prometheus.MustNewConstMetric(descFsyncs, prometheus.CounterValue, float64(st.Fsyncs))
+	ch <- prometheus.MustNewConstMetric(descWritable, prometheus.GaugeValue, writable)
+}

@@ -1,0 +1,41 @@
+// Package web is PyKV's HTTP server: the REST API under /v1, the original
+// PyKV endpoints, probes and metrics, the OpenAPI description with Swagger
+// UI, and (mounted from dashboard.go and stream.go) the dashboard and the
+// websocket change stream.
+//
+// # Basics
+//
+// [NewServer] returns one http.Handler; routes.go lists every route. Keys
+// travel in the path percent-encoded as one segment (encodeURIComponent):
+// the handlers read them from the decoded path, so "a%2Fb" names the key
+// "a/b" and an unencoded "/" is part of the key too. Values are raw bodies;
+// JSON goes in and out through one decode/encode pair, and every error is
+// answered by one writeError as an RFC 9457 problem, which logs only the
+// server's own failures.
+//
+// Errors map to statuses as follows: malformed requests 400, a missing key
+// 404, a failed If-Match or If-None-Match 412, a failed transaction
+// condition 409, sizes over the limits 413 (bodies are cut off while being
+// read, so a chunked body with no length is refused too), a body that is
+// not JSON where JSON is wanted 415, writes refused after a storage
+// failure 503 (reads keep working), a full disk 507. A panic is logged with
+// its stack and answered 500.
+//
+// # Authentication
+//
+// With no token in [Options] every request is allowed; cmd/pykv refuses to
+// listen beyond loopback that way. With tokens, everything but /healthz,
+// /readyz, /openapi.json, /docs, /static and the sign-in page needs
+// "Authorization: Bearer <token>" or the cookie POST /signin sets: 401
+// without a valid one, 403 for a write with the read-only token.
+// Cross-origin browser writes are refused (http.CrossOriginProtection).
+//
+// # Caveats
+//
+// Browsers remove "." and ".." path segments, even percent-encoded, so
+// those two keys cannot be reached by URL from a browser; POST /v1/txn
+// can write and delete them. The listing's rev is the store's revision
+// when the listing began: entries reflect at least that revision.
+// Timeouts are the http.Server's, set by cmd/pykv; the stream route lifts
+// them for its connection and keeps its own deadlines.
+package web

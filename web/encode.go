@@ -1,0 +1,131 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+)
+
+// jsonEncode writes v as one line of JSON, with HTML left unescaped so keys
+// and values read as they are.
+func jsonEncode(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// encode answers status with v as JSON. An encoding error can only come from
+// the connection (the types sent are all plain), so it is dropped.
+func encode(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = jsonEncode(w, v)
+}
+
+// decode reads the request body, at most limit bytes, as JSON into v. It
+// returns a requestError a client can act on: 415 for a content type other
+// than JSON (none at all is accepted), 413 past the limit, 400 for malformed
+// JSON, unknown fields or trailing data.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("The body holds more than one JSON value.")
+	}
+	return nil
+}
+
+// requireJSON refuses a body whose declared type is not JSON.
+func requireJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return errStatus(http.StatusUnsupportedMediaType,
+			"The body must be JSON (Content-Type: application/json), not %q.", ct)
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a message naming what is wrong and where.
+func jsonError(err error) error {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+		mbe *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return err
+	case errors.Is(err, io.EOF):
+		return badRequest("The body is empty; a JSON object was expected.")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("The body ends in the middle of a JSON value.")
+	case errors.As(err, &syn):
+		return badRequest("The body is not valid JSON (at byte %d): %v.", syn.Offset, syn)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return badRequest("Field %q must be %s, not a JSON %s.", typ.Field, jsonTypeName(typ.Type.Kind().String()), typ.Value)
+		}
+		return badRequest("The body must be a JSON object, not a JSON %s.", typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return badRequest("The body has an unknown field %s.", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	default:
+		var re *requestError
+		if errors.As(err, &re) {
+			return err // from a field's UnmarshalJSON
+		}
+		return badRequest("The body could not be read as JSON: %v.", err)
+	}
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	case "slice":
+		return "an array"
+	case "struct", "map", "ptr":
+		return "an object"
+	}
+	return "a " + kind
+}
+
+// readBody reads the whole request body, at most limit bytes (413 past it).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,133 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pykv/pykv/engine"
+)
+
+// latencyBuckets suit a store that answers in well under a millisecond:
+// Prometheus's default buckets start at 5 ms and would hide everything.
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// Metrics are the Prometheus metrics of a server and its store, on a
+// registry of their own (so tests can make several). Make them before
+// opening the store, so its fsyncs can be observed with ObserveFsync.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	fsync    prometheus.Histogram
+
+	mu    sync.Mutex // guards store and db, set by NewServer
+	store *engine.Store
+	db    DB
+}
+
+// NewMetrics returns the metrics with Go runtime and process metrics
+// registered beside PyKV's own.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pykv_http_requests_total",
+			Help: "HTTP requests answered, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "pykv_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by route pattern and method.",
+			Buckets: latencyBuckets,
+		}, []string{"route", "method"}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pykv_fsync_duration_seconds",
+			Help:    "Latency of each fsync of the log.",
+			Buckets: latencyBuckets,
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.fsync, (*storeCollector)(m),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveFsync records one fsync's latency; pass it as persist's SyncObserver.
+func (m *Metrics) ObserveFsync(d time.Duration) { m.fsync.Observe(d.Seconds()) }
+
+// attach makes the store's figures part of the metrics.
+func (m *Metrics) attach(store *engine.Store, db DB) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.store, m.db = store, db
+}
+
+// storeCollector reads the store's figures at each scrape.
+type storeCollector Metrics
+
+var (
+	descRev      = prometheus.NewDesc("pykv_revision", "Revision of the last write.", nil, nil)
+	descKeys     = prometheus.NewDesc("pykv_keys", "Keys held (including expired keys not yet removed).", nil, nil)
+	descLog      = prometheus.NewDesc("pykv_log_bytes", "Size of the write-ahead log.", nil, nil)
+	descSnap     = prometheus.NewDesc("pykv_snapshot_bytes", "Size of the last snapshot.", nil, nil)
+	descCompact  = prometheus.NewDesc("pykv_compactions_total", "Log compactions since start.", nil, nil)
+	descFsyncs   = prometheus.NewDesc("pykv_fsyncs_total", "Fsyncs of the log since start.", nil, nil)
+	descWritable = prometheus.NewDesc("pykv_writable", "1 while the store takes writes, 0 after a storage failure.", nil, nil)
+)
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRev, descKeys, descLog, descSnap, descCompact, descFsyncs, descWritable} {
+		ch <- d
+	}
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	store, db := c.store, c.db
+	c.mu.Unlock()
+	if store == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descRev, prometheus.GaugeValue, float64(store.Rev()))
+	ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(store.Len()))
+	collectDB(ch, db)
+}
+
+// instrument counts and times every request by its route pattern (not its
+// path, which would make one series per key).
+func (s *server) instrument(next http.Handler) http.Handler {
+	if s.metrics == nil {
+		return next
+	}
+	s.metrics.attach(s.store, s.db)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		route := chi.RouteContext(r.Context()).RoutePattern()
+		if route == "" {
+			route = "unmatched"
+		}
+		code := ww.Status()
+		if code == 0 {
+			code = http.StatusOK
+		}
+		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+		s.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	})
+}
+
+// handleMetrics serves the metrics in the Prometheus text format.
+func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.metrics == nil {
+		s.writeError(w, r, errStatus(http.StatusNotFound, "This server was started without metrics."))
+		return
+	}
+	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}

@@ -1,0 +1,96 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5/middleware"
+)
+
+// recoverPanics answers a panicking handler with a 500 problem and logs the
+// panic with its stack; the client never sees the panic itself.
+// http.ErrAbortHandler is passed on: it is how a handler cuts a response.
+func (s *server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.LogAttrs(r.Context(), slog.LevelError, "panic in handler",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+			writeProblem(w, newProblem(http.StatusInternalServerError, "Something went wrong on the server; it has been logged."))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// securityHeaders sets the headers every answer carries. Pages set their
+// own content security policy.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// crossOrigin refuses cross-site browser writes (CSRF) with a 403 problem.
+func (s *server) crossOrigin() func(http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, newProblem(http.StatusForbidden,
+			"Cross-origin writes from a browser are refused; use the page served by this server, or a non-browser client."))
+	}))
+	return cop.Handler
+}
+
+// noDeadlines lifts the server's read and write timeouts for a long-lived
+// connection (the websocket stream), which keeps its own deadlines.
+func noDeadlines(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+		next.ServeHTTP(w, r)
+	})
+}
+
+// handleNotFound answers an unknown path.
+func (s *server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, newProblem(http.StatusNotFound,
+		fmt.Sprintf("There is no endpoint at %s; see /docs for the API.", r.URL.Path)))
+}
+
+// handleMethodNotAllowed answers a known path asked with the wrong method.
+func (s *server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, newProblem(http.StatusMethodNotAllowed,
+		fmt.Sprintf("%s is not allowed on %s; see /docs for the API.", r.Method, r.URL.Path)))
+}
+
+// accessLog logs every request at debug level (a no-op unless the logger
+// takes debug records, so it costs nothing in production).
+func (s *server) accessLog(next http.Handler) http.Handler {
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.EscapedPath()),
+			slog.Int("status", ww.Status()), slog.Int("bytes", ww.BytesWritten()),
+			slog.Duration("took", time.Since(start)), slog.String("remote", r.RemoteAddr))
+	})
+}

@@ -1,0 +1,54 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// routes returns the API: every route the server answers, with what it does.
+// Keys are taken from the decoded path (see keyParam), so the key routes use
+// a wildcard: a key may hold "/".
+func (s *server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.recoverPanics) // a panic is logged and answered 500, never reaches the client raw
+	r.Use(s.instrument)    // requests counted and timed by route pattern and status
+	r.Use(s.accessLog)     // one debug line per request (--log-level debug)
+	r.Use(securityHeaders) // nosniff, frame and referrer policy on every answer
+	r.NotFound(s.handleNotFound)
+	r.MethodNotAllowed(s.handleMethodNotAllowed)
+	csrf := s.crossOrigin()
+
+	// Open to everyone, also when tokens are set: probes, documentation, sign-in.
+	r.Get("/healthz", s.handleHealthz)              // alive: 200 {"status":"ok"} once listening
+	r.Get("/readyz", s.handleReadyz)                // 200 when the store is open and writable, else 503
+	r.Get("/openapi.json", s.handleOpenAPI)         // the OpenAPI 3.1 description of this API
+	r.Get("/docs", s.handleDocsRedirect)            // redirects to /docs/
+	r.Get("/docs/*", s.handleDocs)                  // Swagger UI, served from the binary
+	r.Get("/signin", s.handleSigninPage)            // sign-in form for browsers, when tokens are set
+	r.With(csrf).Post("/signin", s.handleSignin)    // checks the token, sets the sign-in cookie
+	r.With(csrf).Post("/signout", s.handleSignout)  // clears the sign-in cookie
+	r.Method("GET", "/static/*", s.staticHandler()) // the dashboard's scripts and styles (Options.Static)
+
+	r.Group(func(r chi.Router) {
+		r.Use(s.authenticate) // bearer token (or sign-in cookie) when tokens are configured
+		r.Use(csrf)           // cross-site browser writes refused with 403
+
+		r.Method("GET", "/", s.dashboardHandler())                       // the dashboard page
+		r.With(noDeadlines).Method("GET", "/v1/watch", s.watchHandler()) // websocket change stream; keeps its own deadlines
+		r.Get("/v1/kv", s.handleKVList)                                  // ordered, paginated listing by prefix
+		r.Get("/v1/kv/*", s.handleKVGet)                                 // a key's raw value (or entry JSON), revision in ETag
+		r.Head("/v1/kv/*", s.handleKVGet)                                // the same headers without the body
+		r.Put("/v1/kv/*", s.handleKVPut)                                 // set a key from the raw body; ?ttl=, If-Match, If-None-Match: *
+		r.Delete("/v1/kv/*", s.handleKVDelete)                           // remove a key; If-Match
+		r.Post("/v1/txn", s.handleTxn)                                   // atomic batch of puts and deletes with conditions
+		r.Get("/v1/export", s.handleExport)                              // the whole store in the snapshot JSON format
+		r.Post("/v1/import", s.handleImport)                             // load a snapshot or an original PyKV flat file
+		r.Get("/v1/status", s.handleStatus)                              // revision, keys, durability, sizes, last recovery
+		r.Get("/metrics", s.handleMetrics)                               // Prometheus metrics
+		r.Post("/put", s.handleLegacyPut)                                // original PyKV: {"key","value"} → stored
+		r.Get("/get/*", s.handleLegacyGet)                               // original PyKV: {"key","value"} or 404
+		r.Delete("/delete/*", s.handleLegacyDelete)                      // original PyKV: remove a key or 404
+	})
+	return r
+}

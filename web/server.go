@@ -1,0 +1,74 @@
+package web
+
+import (
+	"io/fs"
+	"log/slog"
+	"net/http"
+
+	"github.com/pykv/pykv/engine"
+)
+
+// Defaults for the zero values of Options.
+const (
+	// DefaultMaxBodyBytes bounds a JSON request body (a transaction, a
+	// legacy put). Values alone are bounded by the store's MaxValueBytes.
+	DefaultMaxBodyBytes = 16 << 20
+	// DefaultMaxImportBytes bounds the body of POST /v1/import, which is
+	// held in memory while it is checked.
+	DefaultMaxImportBytes = 256 << 20
+	// DefaultListLimit and MaxListLimit bound a page of GET /v1/kv.
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// Options configure the server. Store is required; the zero value of every
+// other field gives the defaults.
+type Options struct {
+	Store *engine.Store
+	// DB is the persistence behind Store, for /v1/status, /readyz, export
+	// and import. Without one those endpoints answer 503.
+	DB DB
+	// Logger receives internal errors and recovered panics (default: discard).
+	Logger *slog.Logger
+	// Metrics, when set, is served at /metrics and counts every request.
+	// Make one with NewMetrics so persist can report fsyncs into it.
+	Metrics *Metrics
+	// MaxBodyBytes bounds JSON request bodies (default 16 MiB);
+	// MaxImportBytes bounds an import (default 256 MiB).
+	MaxBodyBytes   int64
+	MaxImportBytes int64
+	// AuthToken grants reading and writing; ReadToken grants reading only.
+	// With neither set, every request is allowed (see Auth in doc.go).
+	AuthToken string
+	ReadToken string
+	// Static holds the dashboard's assets, served under /static/ (nil: none).
+	Static fs.FS
+}
+
+// server holds what the handlers close over.
+type server struct {
+	store   *engine.Store
+	db      DB
+	log     *slog.Logger
+	metrics *Metrics
+	opts    Options
+}
+
+// NewServer returns the HTTP handler of the whole API. It panics if
+// opts.Store is nil, which is a programming error.
+func NewServer(opts Options) http.Handler {
+	if opts.Store == nil {
+		panic("web.NewServer: Options.Store is nil")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxImportBytes <= 0 {
+		opts.MaxImportBytes = DefaultMaxImportBytes
+	}
+	s := &server{store: opts.Store, db: opts.DB, log: opts.Logger, metrics: opts.Metrics, opts: opts}
+	return s.routes()
+}

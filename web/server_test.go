@@ -1,0 +1,239 @@
+package web_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"testing/fstest"
+
+	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/web"
+)
+
+func TestStatusAndProbes(t *testing.T) {
+	srv := mustOpenServer(t)
+	wantStatus(t, srv.do("PUT", "/v1/kv/a", "1"), http.StatusCreated)
+
+	r := srv.do("GET", "/healthz", "")
+	wantStatus(t, r, http.StatusOK)
+	if !strings.Contains(string(r.Body), `"ok"`) {
+		t.Errorf("GET /healthz body %s does not contain \"ok\"", r.Body)
+	}
+	wantStatus(t, srv.do("GET", "/readyz", ""), http.StatusOK)
+
+	r = srv.do("GET", "/v1/status", "")
+	wantStatus(t, r, http.StatusOK)
+	st := r.JSON(t)
+	if st["rev"] != 1.0 || st["keys"] != 1.0 || st["fsync"] != "never" {
+		t.Errorf("GET /v1/status = %s", r.Body)
+	}
+	if l := st["limits"].(map[string]any); l["max_key_bytes"] != 64.0 || l["max_value_bytes"] != 1024.0 {
+		t.Errorf("status limits = %v", l)
+	}
+
+	r = srv.do("GET", "/metrics", "")
+	wantStatus(t, r, http.StatusOK)
+	for _, want := range []string{
+		`pykv_http_requests_total{code="201",method="PUT",route="/v1/kv/*"} 1`,
+		"pykv_revision 1", "pykv_keys 1", "pykv_log_bytes", "pykv_writable 1",
+		"pykv_fsync_duration_seconds_bucket", "pykv_http_request_duration_seconds_bucket",
+	} {
+		if !strings.Contains(string(r.Body), want) {
+			t.Errorf("GET /metrics lacks %q", want)
+		}
+	}
+}
+
+func TestExportImport(t *testing.T) {
+	src := mustOpenServer(t)
+	for _, k := range []string{"a", "b/c", "ü"} {
+		wantStatus(t, src.do("PUT", "/v1/kv/"+strings.ReplaceAll(k, "/", "%2F"), "value of "+k), http.StatusCreated)
+	}
+	wantStatus(t, src.do("PUT", "/v1/kv/t?ttl=1h", "expiring"), http.StatusCreated)
+	r := src.do("GET", "/v1/export", "")
+	wantStatus(t, r, http.StatusOK)
+	if !bytes.HasPrefix(r.Body, []byte(`{"format":"pykv.snapshot"`)) {
+		t.Fatalf("export = %.100s", r.Body)
+	}
+
+	dst := mustOpenServer(t)
+	r = dst.do("POST", "/v1/import", string(r.Body), "Content-Type: application/json")
+	wantStatus(t, r, http.StatusOK)
+	if m := r.JSON(t); m["format"] != "snapshot" || m["keys"] != 4.0 {
+		t.Errorf("import = %v", m)
+	}
+	if r := dst.do("GET", "/v1/kv/b%2Fc", ""); string(r.Body) != "value of b/c" {
+		t.Errorf("imported b/c = %q", r.Body)
+	}
+	if r := dst.do("GET", "/v1/kv/t", ""); r.Header.Get("PyKV-Expires-At") == "" {
+		t.Errorf("imported key t lost its expiry")
+	}
+
+	r = dst.do("POST", "/v1/import", `{"x":"1","y":"2"}`)
+	wantStatus(t, r, http.StatusOK)
+	if m := r.JSON(t); m["format"] != "flat" || m["keys"] != 2.0 {
+		t.Errorf("flat import = %v", m)
+	}
+	wantProblem(t, dst.do("POST", "/v1/import", `{"x":1}`), http.StatusBadRequest, "cannot be imported")
+	wantProblem(t, dst.do("POST", "/v1/import", `[1,2]`), http.StatusBadRequest, "cannot be imported")
+	wantProblem(t, dst.do("POST", "/v1/import", `{}`, "Content-Type: text/csv"), http.StatusUnsupportedMediaType)
+
+	small := mustOpenServer(t, func(o *web.Options) { o.MaxImportBytes = 10 })
+	wantProblem(t, small.do("POST", "/v1/import", `{"x":"1","y":"2"}`), http.StatusRequestEntityTooLarge, "10 bytes")
+}
+
+// failingJournal refuses every write with err, as persist does after an
+// I/O failure or on a full disk.
+type failingJournal struct{ err error }
+
+func (j failingJournal) Append([]engine.Command) error { return j.err }
+
+// fakeDB reports a failed store.
+type fakeDB struct {
+	err         error
+	panicStatus bool
+}
+
+func (f fakeDB) Status() persist.Status {
+	if f.panicStatus {
+		panic("status exploded")
+	}
+	return persist.Status{Failed: fmt.Sprint(f.err)}
+}
+func (f fakeDB) Export(w io.Writer) error                       { return f.err }
+func (f fakeDB) Import(io.Reader) (persist.ImportResult, error) { return persist.ImportResult{}, f.err }
+func (f fakeDB) Err() error                                     { return f.err }
+
+// mustOpenFailing returns a server whose store refuses writes with err.
+func mustOpenFailing(t *testing.T, err error, db web.DB, logs *bytes.Buffer) *testServer {
+	store := engine.New(engine.Options{Journal: failingJournal{err}})
+	t.Cleanup(func() { store.Close() })
+	h := web.NewServer(web.Options{Store: store, DB: db, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &testServer{Server: srv, Handler: h, spec: loadSpec(t, h), tb: t}
+}
+
+func TestWriteFailures(t *testing.T) {
+	failed := fmt.Errorf("append to log: %w: %w", persist.ErrFailed, syscall.EIO)
+	full := fmt.Errorf("append to log: write: %w", syscall.ENOSPC)
+	for _, c := range []struct {
+		name   string
+		err    error
+		status int
+	}{{"failed", failed, http.StatusServiceUnavailable}, {"disk full", full, http.StatusInsufficientStorage}} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			srv := mustOpenFailing(t, c.err, fakeDB{err: c.err}, &logs)
+			wantProblem(t, srv.do("PUT", "/v1/kv/k", "v"), c.status, "Reads keep working")
+			wantProblem(t, srv.do("DELETE", "/v1/kv/k", ""), http.StatusNotFound) // nothing to delete: no write
+			wantProblem(t, srv.do("POST", "/v1/txn", `{"ops":[{"op":"put","key":"k","value":"v"}]}`), c.status)
+			wantProblem(t, srv.do("POST", "/put", `{"key":"k","value":"v"}`), c.status)
+			wantStatus(t, srv.do("GET", "/v1/kv?prefix=", ""), http.StatusOK) // reads keep working
+			wantStatus(t, srv.do("GET", "/healthz", ""), http.StatusOK)
+			wantProblem(t, srv.do("GET", "/readyz", ""), c.status)
+			if !strings.Contains(logs.String(), "request failed") {
+				t.Errorf("internal error not logged; log:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestPanicAnswered500(t *testing.T) {
+	var logs bytes.Buffer
+	srv := mustOpenFailing(t, nil, fakeDB{panicStatus: true}, &logs)
+	wantProblem(t, srv.do("GET", "/v1/status", ""), http.StatusInternalServerError, "logged")
+	if !strings.Contains(logs.String(), "status exploded") {
+		t.Errorf("panic not logged; log:\n%s", logs.String())
+	}
+	wantStatus(t, srv.do("GET", "/healthz", ""), http.StatusOK) // the server goes on
+}
+
+func TestCrossOriginWritesRefused(t *testing.T) {
+	srv := mustOpenServer(t)
+	wantProblem(t, srv.do("PUT", "/v1/kv/k", "v", "Sec-Fetch-Site: cross-site"), http.StatusForbidden, "Cross-origin")
+	wantProblem(t, srv.do("PUT", "/v1/kv/k", "v", "Origin: https://evil.example"), http.StatusForbidden)
+	wantStatus(t, srv.do("PUT", "/v1/kv/k", "v", "Sec-Fetch-Site: same-origin"), http.StatusCreated)
+	wantStatus(t, srv.do("GET", "/v1/kv/k", "", "Sec-Fetch-Site: cross-site"), http.StatusOK) // reads are safe
+}
+
+func TestNotFoundAndMethod(t *testing.T) {
+	srv := mustOpenServer(t)
+	wantProblem(t, srv.do("GET", "/nope", ""), http.StatusNotFound, "/docs")
+	wantProblem(t, srv.do("PATCH", "/v1/kv/k", ""), http.StatusMethodNotAllowed, "PATCH")
+}
+
+func TestDocs(t *testing.T) {
+	srv := mustOpenServer(t)
+	r := srv.do("GET", "/openapi.json", "")
+	wantStatus(t, r, http.StatusOK)
+
+	req, _ := http.NewRequest("GET", srv.URL+"/docs", nil)
+	resp, err := srv.Client().Do(req) // follows the redirect to /docs/
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(page, []byte("swagger-ui-bundle.js")) {
+		t.Fatalf("GET /docs = %d %.200s", resp.StatusCode, page)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("docs page CSP = %q", csp)
+	}
+	wantStatus(t, srv.do("GET", "/docs/init.js", ""), http.StatusOK)
+
+	// Without gzip the bundle is unpacked; with it, sent as stored.
+	tr := &http.Transport{DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	for _, enc := range []string{"", "gzip, deflate"} {
+		req, _ := http.NewRequest("GET", srv.URL+"/docs/swagger-ui-bundle.js", nil)
+		if enc != "" {
+			req.Header.Set("Accept-Encoding", enc)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if enc != "" {
+			if resp.Header.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("Accept-Encoding %q: Content-Encoding %q", enc, resp.Header.Get("Content-Encoding"))
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ = io.ReadAll(zr)
+		}
+		if resp.StatusCode != http.StatusOK || len(body) < 1<<20 || !bytes.Contains(body, []byte("SwaggerUIBundle")) {
+			t.Errorf("Accept-Encoding %q: bundle status %d, %d bytes", enc, resp.StatusCode, len(body))
+		}
+	}
+	wantProblem(t, srv.do("GET", "/docs/missing.js", ""), http.StatusNotFound)
+	wantProblem(t, srv.do("GET", "/docs/..%2F..%2Fopenapi.go", ""), http.StatusNotFound)
+}
+
+func TestStatic(t *testing.T) {
+	files := fstest.MapFS{"app.js": {Data: []byte("console.log(1)")}}
+	srv := mustOpenServer(t, func(o *web.Options) { o.Static = files })
+	r := srv.do("GET", "/static/app.js", "")
+	wantStatus(t, r, http.StatusOK)
+	if string(r.Body) != "console.log(1)" || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/javascript") {
+		t.Errorf("GET /static/app.js = %q (%s)", r.Body, r.Header.Get("Content-Type"))
+	}
+	wantStatus(t, srv.do("GET", "/static/missing.js", ""), http.StatusNotFound)
+
+	none := mustOpenServer(t)
+	wantProblem(t, none.do("GET", "/static/app.js", ""), http.StatusNotFound)
+}

@@ -1,0 +1,598 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/pykv/pykv/engine"
+)
+
+// Defaults for the zero values of WatchOptions. The timing constants follow
+// one rule: a peer that stops answering is noticed within PingInterval +
+// PongTimeout, and a peer that stops reading within WriteTimeout, so a dead
+// connection never holds a goroutine and a watcher for long.
+const (
+	// DefaultWatchPingInterval is how often the server pings: well below
+	// the 60 s idle timeouts common in proxies and load balancers.
+	DefaultWatchPingInterval = 30 * time.Second
+	// DefaultWatchPongTimeout is how long after a ping the pong may take.
+	DefaultWatchPongTimeout = 10 * time.Second
+	// DefaultWatchWriteTimeout bounds one message write. A client whose
+	// socket stays full this long is cut off (it is not reading).
+	DefaultWatchWriteTimeout = 10 * time.Second
+	// DefaultWatchProgressInterval is how often a progress message tells
+	// the client the revision it has seen everything up to.
+	DefaultWatchProgressInterval = 10 * time.Second
+	// DefaultWatchReadLimit is the largest message a client may send.
+	// Clients send nothing but control frames, so it is small.
+	DefaultWatchReadLimit = 1 << 10
+	// DefaultWatchBatch is the most events read from the store at once.
+	// Events of one revision always go together, even past this number.
+	DefaultWatchBatch = 1024
+	// DefaultWatchMessageBytes is the size past which the events read at
+	// once are split into several messages, at a revision boundary.
+	DefaultWatchMessageBytes = 1 << 20
+	// DefaultWatchWriteBuffer is the websocket write buffer per connection.
+	DefaultWatchWriteBuffer = 16 << 10
+	// DefaultWatchCoalesce is how long a stream that has caught up waits
+	// after a message before reading the feed again, so the writes made
+	// meanwhile go out as one message. Without it every write costs every
+	// subscriber a wake-up and a system call: with 100 subscribers that
+	// took write throughput down to a few percent. It bounds the latency
+	// it adds, far below what a person or the 50 ms target notices.
+	DefaultWatchCoalesce = 5 * time.Millisecond
+	// watchCloseGrace is how long the server waits for the client to
+	// answer its close frame before dropping the connection.
+	watchCloseGrace = time.Second
+)
+
+// Close codes the watch stream ends with besides the standard ones. They are
+// in the 4000-4999 range that RFC 6455 leaves to applications.
+const (
+	// CloseCompacted: the revision asked for with since is older than the
+	// history the server keeps. Reload a snapshot and watch from its rev.
+	CloseCompacted = 4001
+	// CloseLagged: the client read too slowly and the events it had not
+	// read yet were dropped. Reload a snapshot and watch from its rev.
+	CloseLagged = 4002
+)
+
+// WatchOptions configure the handler NewWatchHandler returns. The zero value
+// gives the defaults above and accepts same-origin browsers only.
+type WatchOptions struct {
+	// AllowedOrigins lists the browser origins, besides the page's own,
+	// allowed to open a stream, as "scheme://host[:port]"; "*" allows any.
+	// A request without an Origin header (not from a browser) is always
+	// allowed: the check is against cross-site use of a visitor's browser.
+	AllowedOrigins []string
+	// PingInterval is how often the server pings; PongTimeout how long
+	// the pong may then take before the connection is dropped.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// WriteTimeout bounds writing one message; a client that does not
+	// read for that long is cut off.
+	WriteTimeout time.Duration
+	// ProgressInterval is how often a progress message is sent.
+	ProgressInterval time.Duration
+	// ReadLimit is the largest message, in bytes, a client may send.
+	ReadLimit int64
+	// Batch is the most events read from the store at once, and
+	// MessageBytes the size past which they are sent as several messages
+	// (never splitting a revision).
+	Batch        int
+	MessageBytes int
+	// WriteBuffer is the size of each connection's write buffer in bytes.
+	WriteBuffer int
+	// Coalesce is how long a stream that has caught up waits after each
+	// message, gathering changes into fewer, larger messages (default
+	// 5ms; negative for none).
+	Coalesce time.Duration
+}
+
+func (o WatchOptions) withDefaults() WatchOptions {
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultWatchPingInterval
+	}
+	if o.PongTimeout <= 0 {
+		o.PongTimeout = DefaultWatchPongTimeout
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWatchWriteTimeout
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = DefaultWatchProgressInterval
+	}
+	if o.ReadLimit <= 0 {
+		o.ReadLimit = DefaultWatchReadLimit
+	}
+	if o.Batch <= 0 {
+		o.Batch = DefaultWatchBatch
+	}
+	if o.MessageBytes <= 0 {
+		o.MessageBytes = DefaultWatchMessageBytes
+	}
+	if o.WriteBuffer <= 0 {
+		o.WriteBuffer = DefaultWatchWriteBuffer
+	}
+	if o.Coalesce == 0 {
+		o.Coalesce = DefaultWatchCoalesce
+	}
+	return o
+}
+
+// NewWatchHandler returns the handler of GET /v1/watch: a websocket that
+// streams the store's changes as JSON text messages.
+//
+// # Request
+//
+// Query parameters: prefix (only keys starting with it), since (a revision:
+// send the changes after it; default the current revision, i.e. only new
+// changes), prev=true (events carry the key's previous value). A malformed
+// since or prev is answered 400 before the upgrade; a browser Origin other
+// than the server's own or one of opts.AllowedOrigins is answered 403.
+//
+// # Messages
+//
+//	{"type":"progress","rev":N}
+//	{"type":"events","rev":N,"events":[EVENT,…]}
+//	{"type":"compacted","rev":N,"reason":"compacted"|"lagged","message":"…"}
+//
+// The first message is always a progress message holding the revision the
+// stream starts after. An EVENT is
+//
+//	{"type":"put","key":K,"value":V,"rev":R,"create_rev":C,"version":N,"expires_at":MS,"prev_value":P}
+//	{"type":"delete"|"expire","key":K,"rev":R,"prev_value":P}
+//
+// where expires_at (Unix milliseconds) is left out for keys without a TTL
+// and prev_value is there only with prev=true and when the key existed
+// before. The rev of an events message is the rev of its last event;
+// progress messages come every ProgressInterval, also while idle.
+//
+// # Guarantees
+//
+// Events arrive in revision order, none missing and none twice, and all the
+// events of one revision (one transaction, or one round of expiry) arrive in
+// the same message. After a message with rev N (events or progress) the
+// client has seen every matching change up to N, so reconnecting with
+// since=N resumes exactly where it left off.
+//
+// When that is impossible the server says so instead of skipping changes:
+// it sends a compacted message and closes with CloseCompacted (since is
+// older than the history kept) or CloseLagged (the client read so slowly
+// that the server dropped the events it had not read yet; writers are never
+// held up for a reader). The client should then reload a snapshot with
+// GET /v1/kv and watch from the rev that snapshot reports. The rev of a
+// compacted message is the server's revision when it was sent.
+//
+// If since is ahead of the server's revision (the server lost its latest
+// writes, or is a different server), the stream starts at the server's
+// revision, so the first progress rev is below since: a client should
+// resync then too.
+//
+// A client that does not answer pings within PongTimeout, or whose socket
+// stays full for WriteTimeout, is dropped without a close message. When the
+// store closes (the server shuts down) or the request's context ends, the
+// stream closes with 1001 (going away); reconnect with since.
+//
+// Each connection has exactly two goroutines: the handler's own, which
+// reads the store's change feed and writes every message and ping, and one
+// that reads control frames (pongs, close) and discards anything else.
+func NewWatchHandler(store *engine.Store, opts WatchOptions) http.Handler {
+	opts = opts.withDefaults()
+	h := &watchHandler{store: store, opts: opts, origins: make(map[string]bool)}
+	for _, o := range opts.AllowedOrigins {
+		o = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(o), "/"))
+		if o == "*" {
+			h.anyOrigin = true
+		}
+		h.origins[o] = true
+	}
+	h.up = websocket.Upgrader{
+		HandshakeTimeout: opts.WriteTimeout,
+		ReadBufferSize:   512, // only control frames are read
+		WriteBufferSize:  opts.WriteBuffer,
+		CheckOrigin:      h.originAllowed,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			w.Header().Set("Sec-Websocket-Version", "13")
+			writeProblem(w, newProblem(status, "Cannot open a watch stream: "+reason.Error()+"."))
+		},
+	}
+	return h
+}
+
+type watchHandler struct {
+	store     *engine.Store
+	opts      WatchOptions
+	origins   map[string]bool // lower-case "scheme://host[:port]"
+	anyOrigin bool
+	up        websocket.Upgrader
+}
+
+// originAllowed reports whether a request may open a stream: it has no
+// Origin (not a browser), the Origin's host is the request's Host (same
+// origin; the scheme is not compared, as TLS may end at a proxy), or the
+// Origin is allowed by the options.
+func (h *watchHandler) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || h.anyOrigin {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return h.origins[strings.ToLower(origin)]
+}
+
+func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	prefix := q.Get("prefix")
+	since := int64(-1)
+	if s := q.Get("since"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			writeProblem(w, newProblem(http.StatusBadRequest,
+				fmt.Sprintf("since must be a revision (a whole number, 0 or more), not %q.", s)))
+			return
+		}
+		since = n
+	}
+	withPrev := false
+	if s := q.Get("prev"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			writeProblem(w, newProblem(http.StatusBadRequest, fmt.Sprintf("prev must be true or false, not %q.", s)))
+			return
+		}
+		withPrev = b
+	}
+	if !h.originAllowed(r) {
+		writeProblem(w, newProblem(http.StatusForbidden,
+			fmt.Sprintf("Origin %q may not open a watch stream; only the server's own origin and configured ones may.", r.Header.Get("Origin"))))
+		return
+	}
+	if _, ok := w.(http.Hijacker); !ok {
+		// A middleware's wrapper that only offers Unwrap: reach the
+		// connection through it, as gorilla/websocket asserts the interface.
+		w = hijacker{w, http.NewResponseController(w)}
+	}
+	// Without since, the stream starts at the revision the request found.
+	if cur := h.store.Rev(); since < 0 || since > cur {
+		since = cur
+	}
+	// Take the watcher before the upgrade: once the client has its answer
+	// it may write, and a watcher taken later could find those writes'
+	// history already gone.
+	watcher, werr := h.store.Watch(since, prefix)
+	conn, err := h.up.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered with a problem
+	}
+	st := &stream{
+		h:        h,
+		conn:     conn,
+		withPrev: withPrev,
+		readDone: make(chan struct{}),
+	}
+	st.run(r.Context(), since, watcher, werr)
+}
+
+// hijacker adds http.Hijacker to a ResponseWriter whose Hijack is reached
+// with http.ResponseController (through Unwrap methods).
+type hijacker struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.rc.Hijack() }
+
+// stream is one watch connection. Everything but readLoop runs on the
+// handler's goroutine, which is the connection's only writer.
+type stream struct {
+	h        *watchHandler
+	conn     *websocket.Conn
+	withPrev bool
+	buf      []byte        // the message being built, reused
+	readDone chan struct{} // closed when readLoop returns: the client is gone
+}
+
+// run streams the changes w reads (or reports werr, the error taking the
+// watcher gave) until the client goes or the stream is cut off.
+func (st *stream) run(ctx context.Context, since int64, w *engine.Watcher, werr error) {
+	defer st.conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go st.readLoop(cancel)
+
+	store := st.h.store
+	if werr != nil {
+		st.fail(werr)
+		return
+	}
+	if err := st.writeProgress(since); err != nil {
+		return
+	}
+
+	opts := st.h.opts
+	now := time.Now()
+	nextPing, nextProgress := now.Add(opts.PingInterval), now.Add(opts.ProgressInterval)
+	seen := since // every matching change up to seen has been sent
+	// before is a revision every change up to which was in the feed when
+	// Next last started to read it: if Next then finds nothing, every
+	// change up to before has been sent. It is read again only once the
+	// stream has caught up, as a stream that is behind has no use for it,
+	// and each read takes the store's lock.
+	before, caughtUp := since, true
+	for {
+		due := nextPing
+		if nextProgress.Before(due) {
+			due = nextProgress
+		}
+		tick, stop := context.WithDeadline(ctx, due)
+		for {
+			if caughtUp {
+				before = store.Rev()
+			}
+			events, err := w.Next(tick, opts.Batch)
+			if err == nil {
+				if err := st.writeEvents(events); err != nil {
+					stop()
+					return
+				}
+				seen = max(seen, events[len(events)-1].Rev)
+				caughtUp = len(events) < opts.Batch
+				if caughtUp && opts.Coalesce > 0 {
+					st.pause(ctx, opts.Coalesce)
+				}
+				if tick.Err() != nil && ctx.Err() == nil {
+					// Next returns events without looking at its
+					// context: under steady traffic, pings and
+					// progress would never be due.
+					break
+				}
+				continue
+			}
+			if tick.Err() != nil && ctx.Err() == nil {
+				seen = max(seen, before)
+				break // time for a ping or progress
+			}
+			stop()
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			st.fail(err)
+			return
+		}
+		stop()
+		now := time.Now()
+		if !now.Before(nextPing) {
+			if err := st.conn.WriteControl(websocket.PingMessage, nil, now.Add(opts.WriteTimeout)); err != nil {
+				return
+			}
+			nextPing = now.Add(opts.PingInterval)
+		}
+		if !now.Before(nextProgress) {
+			if err := st.writeProgress(seen); err != nil {
+				return
+			}
+			nextProgress = now.Add(opts.ProgressInterval)
+		}
+	}
+}
+
+// pause waits for d, or less if ctx ends.
+func (st *stream) pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// readLoop reads what the client sends: pongs extend the read deadline, a
+// close frame is answered (by the default close handler) and ends the loop,
+// data messages are discarded. It cancels the stream when it returns.
+func (st *stream) readLoop(cancel context.CancelFunc) {
+	defer cancel()
+	defer close(st.readDone) // before cancel: the writer then knows why it stops
+	c := st.conn
+	wait := st.h.opts.PingInterval + st.h.opts.PongTimeout
+	c.SetReadLimit(st.h.opts.ReadLimit)
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(wait)) })
+	for {
+		if _, _, err := c.NextReader(); err != nil {
+			return
+		}
+	}
+}
+
+// fail ends the stream for err: a compacted message and close for history
+// that is gone, a going-away close when the store or request ends, nothing
+// when the client is gone already.
+func (st *stream) fail(err error) {
+	select {
+	case <-st.readDone:
+		return // the client left; nobody to tell
+	default:
+	}
+	switch {
+	case errors.Is(err, engine.ErrCompacted):
+		st.closeWith(CloseCompacted, "compacted", "history compacted; resync",
+			"The revision asked for is older than the history this server keeps. Reload the keys and watch from the revision they report.")
+	case errors.Is(err, engine.ErrLagged):
+		st.closeWith(CloseLagged, "lagged", "client too slow; resync",
+			"The stream fell too far behind and was cut off. Reload the keys and watch from the revision they report.")
+	default: // engine.ErrClosed or the request's context: the server is going away
+		st.closeWith(websocket.CloseGoingAway, "", "server shutting down", "")
+	}
+}
+
+// closeWith sends a compacted message (when reason is set), then a close
+// frame, and waits a moment for the client's answer.
+func (st *stream) closeWith(code int, reason, text, message string) {
+	if reason != "" {
+		st.buf = append(st.buf[:0], `{"type":"compacted","rev":`...)
+		st.buf = strconv.AppendInt(st.buf, st.h.store.Rev(), 10)
+		st.buf = append(st.buf, `,"reason":`...)
+		st.buf = appendJSONString(st.buf, reason)
+		st.buf = append(st.buf, `,"message":`...)
+		st.buf = appendJSONString(st.buf, message)
+		st.buf = append(st.buf, '}')
+		if err := st.writeMessage(st.buf); err != nil {
+			return
+		}
+	}
+	deadline := time.Now().Add(st.h.opts.WriteTimeout)
+	if err := st.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline); err != nil {
+		return
+	}
+	select {
+	case <-st.readDone:
+	case <-time.After(watchCloseGrace):
+	}
+}
+
+func (st *stream) writeProgress(rev int64) error {
+	st.buf = append(st.buf[:0], `{"type":"progress","rev":`...)
+	st.buf = strconv.AppendInt(st.buf, rev, 10)
+	st.buf = append(st.buf, '}')
+	return st.writeMessage(st.buf)
+}
+
+// writeEvents sends events as one message, or as several split at revision
+// boundaries once a message passes MessageBytes.
+func (st *stream) writeEvents(events []engine.Event) error {
+	limit := st.h.opts.MessageBytes
+	start := 0
+	st.buf = st.buf[:0]
+	for i := range events {
+		if i > start && events[i].Rev != events[i-1].Rev && len(st.buf) >= limit {
+			if err := st.flushEvents(events[i-1].Rev); err != nil {
+				return err
+			}
+			start = i
+		}
+		if i == start {
+			st.buf = append(st.buf[:0], `{"type":"events","events":[`...)
+		} else {
+			st.buf = append(st.buf, ',')
+		}
+		st.buf = appendEvent(st.buf, &events[i], st.withPrev)
+	}
+	return st.flushEvents(events[len(events)-1].Rev)
+}
+
+// flushEvents closes the events message in buf with its rev and sends it.
+func (st *stream) flushEvents(rev int64) error {
+	st.buf = append(st.buf, `],"rev":`...)
+	st.buf = strconv.AppendInt(st.buf, rev, 10)
+	st.buf = append(st.buf, '}')
+	return st.writeMessage(st.buf)
+}
+
+func (st *stream) writeMessage(msg []byte) error {
+	if err := st.conn.SetWriteDeadline(time.Now().Add(st.h.opts.WriteTimeout)); err != nil {
+		return err
+	}
+	return st.conn.WriteMessage(websocket.TextMessage, msg)
+}
+
+// appendEvent appends ev as a JSON object. It is written by hand rather than
+// with encoding/json because every subscriber encodes every event: at
+// thousands of writes a second and a hundred subscribers that is most of the
+// stream's CPU time.
+func appendEvent(b []byte, ev *engine.Event, withPrev bool) []byte {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, string(ev.Type))
+	b = append(b, `,"key":`...)
+	b = appendJSONString(b, ev.Key)
+	if e := ev.Entry; e != nil {
+		b = append(b, `,"value":`...)
+		b = appendJSONString(b, e.Value)
+	}
+	b = append(b, `,"rev":`...)
+	b = strconv.AppendInt(b, ev.Rev, 10)
+	if e := ev.Entry; e != nil {
+		b = append(b, `,"create_rev":`...)
+		b = strconv.AppendInt(b, e.CreateRev, 10)
+		b = append(b, `,"version":`...)
+		b = strconv.AppendInt(b, e.Version, 10)
+		if e.ExpiresAt != 0 {
+			b = append(b, `,"expires_at":`...)
+			b = strconv.AppendInt(b, e.ExpiresAt, 10)
+		}
+	}
+	if withPrev && ev.Prev != nil {
+		b = append(b, `,"prev_value":`...)
+		b = appendJSONString(b, ev.Prev.Value)
+	}
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaping what JSON requires
+// plus U+2028 and U+2029 (line breaks to JavaScript), and turning invalid
+// UTF-8 into U+FFFD as encoding/json does. HTML characters are left as
+// they are, like the rest of the API's JSON.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

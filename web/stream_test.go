@@ -1,0 +1,777 @@
+package web
+
+// The stream tests are in package web, not web_test, for one reason: the fuzz
+// target checks appendJSONString directly. Everything else goes through
+// NewWatchHandler over a real websocket.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist"
+)
+
+// watchMsg is any message of the stream, decoded.
+type watchMsg struct {
+	Type    string       `json:"type"`
+	Rev     int64        `json:"rev"`
+	Events  []watchEvent `json:"events"`
+	Reason  string       `json:"reason"`
+	Message string       `json:"message"`
+}
+
+type watchEvent struct {
+	Type      string  `json:"type"`
+	Key       string  `json:"key"`
+	Value     *string `json:"value"`
+	Rev       int64   `json:"rev"`
+	CreateRev int64   `json:"create_rev"`
+	Version   int64   `json:"version"`
+	ExpiresAt int64   `json:"expires_at"`
+	PrevValue *string `json:"prev_value"`
+}
+
+func mustNewStore(tb testing.TB, opts engine.Options) *engine.Store {
+	tb.Helper()
+	s := engine.New(opts)
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// startWatchServer serves NewWatchHandler(store, opts) at /v1/watch.
+func startWatchServer(tb testing.TB, store *engine.Store, opts WatchOptions) *httptest.Server {
+	tb.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/watch", NewWatchHandler(store, opts))
+	srv := httptest.NewServer(mux)
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
+// dialWatch opens a stream with the given query ("prefix=a&since=3").
+func dialWatch(tb testing.TB, srv *httptest.Server, query string, hdr http.Header) *websocket.Conn {
+	tb.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(wsURL(srv, query), hdr)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		tb.Fatalf("dial /v1/watch?%s: %v (status %d)", query, err, status)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+func wsURL(srv *httptest.Server, query string) string {
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/watch?" + query
+}
+
+// readMsg reads one message, failing the test after timeout.
+func readMsg(tb testing.TB, c *websocket.Conn, timeout time.Duration) watchMsg {
+	tb.Helper()
+	m, err := tryReadMsg(c, timeout)
+	if err != nil {
+		tb.Fatalf("read watch message: %v", err)
+	}
+	return m
+}
+
+func tryReadMsg(c *websocket.Conn, timeout time.Duration) (watchMsg, error) {
+	var m watchMsg
+	if err := c.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return m, err
+	}
+	typ, data, err := c.ReadMessage()
+	if err != nil {
+		return m, err
+	}
+	if typ != websocket.TextMessage {
+		return m, fmt.Errorf("message type %d, want text", typ)
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, fmt.Errorf("decode %q: %w", data, err)
+	}
+	return m, nil
+}
+
+// readEventsUntil reads messages until one carries rev >= until, and
+// returns the events messages read.
+func readEventsUntil(tb testing.TB, c *websocket.Conn, until int64) []watchMsg {
+	tb.Helper()
+	var msgs []watchMsg
+	for {
+		m := readMsg(tb, c, 10*time.Second)
+		switch m.Type {
+		case "events":
+			msgs = append(msgs, m)
+		case "progress":
+		default:
+			tb.Fatalf("unexpected message %+v while reading events up to rev %d", m, until)
+		}
+		if m.Rev >= until {
+			return msgs
+		}
+	}
+}
+
+func TestWatch_OrderNoGapsNoDupsUnderConcurrentWriters(t *testing.T) {
+	store := mustNewStore(t, engine.Options{History: 100_000})
+	srv := startWatchServer(t, store, WatchOptions{Batch: 7}) // small batches: many messages
+	c := dialWatch(t, srv, "prev=true", nil)
+	if m := readMsg(t, c, 5*time.Second); m.Type != "progress" || m.Rev != 0 {
+		t.Fatalf("first message = %+v, want progress at rev 0", m)
+	}
+
+	// Writers do single puts, deletes and transactions of 1-5 operations;
+	// each records how many events its revision must have.
+	const writers, perWriter = 6, 150
+	var (
+		mu     sync.Mutex
+		counts = map[int64]int{} // rev -> events expected
+	)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWriter {
+				n := 1 + (i+w)%5
+				ops := make([]engine.Op, n)
+				for j := range ops {
+					ops[j] = engine.Op{Type: engine.OpPut, Key: fmt.Sprintf("w%d/k%d", w, (i+j)%20), Value: fmt.Sprintf("v%d", i)}
+				}
+				res, err := store.Txn(ops)
+				if err != nil {
+					t.Errorf("Txn: %v", err)
+					return
+				}
+				// Two puts to one key in a transaction are two events.
+				mu.Lock()
+				counts[res.Rev] = n
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	last := store.Rev()
+	if last != writers*perWriter {
+		t.Fatalf("store rev = %d, want %d", last, writers*perWriter)
+	}
+
+	msgs := readEventsUntil(t, c, last)
+	got := map[int64]int{}
+	var prevRev int64
+	for i, m := range msgs {
+		for _, ev := range m.Events {
+			if ev.Rev < prevRev {
+				t.Fatalf("message %d: event rev %d after rev %d: out of order", i, ev.Rev, prevRev)
+			}
+			if ev.Rev > prevRev && got[ev.Rev] > 0 {
+				t.Fatalf("message %d: rev %d seen again after rev %d", i, ev.Rev, prevRev)
+			}
+			if ev.Rev != prevRev && prevRev != 0 && got[prevRev] != counts[prevRev] {
+				t.Fatalf("rev %d: %d events before rev %d, want %d", prevRev, got[prevRev], ev.Rev, counts[prevRev])
+			}
+			if ev.Type != "put" || ev.Value == nil {
+				t.Fatalf("event %+v: want a put with a value", ev)
+			}
+			got[ev.Rev]++
+			prevRev = ev.Rev
+		}
+		if m.Rev != m.Events[len(m.Events)-1].Rev {
+			t.Errorf("message %d: rev %d, want its last event's rev %d", i, m.Rev, m.Events[len(m.Events)-1].Rev)
+		}
+		// A revision is never split: the next message starts a new one.
+		if i > 0 && msgs[i-1].Rev == m.Events[0].Rev {
+			t.Errorf("rev %d split over messages %d and %d", m.Rev, i-1, i)
+		}
+	}
+	for rev := int64(1); rev <= last; rev++ {
+		if got[rev] != counts[rev] {
+			t.Errorf("rev %d: got %d events, want %d", rev, got[rev], counts[rev])
+		}
+	}
+}
+
+func TestWatch_Events(t *testing.T) {
+	store := mustNewStore(t, engine.Options{})
+	srv := startWatchServer(t, store, WatchOptions{})
+
+	t.Run("prefix and prev", func(t *testing.T) {
+		start := store.Rev()
+		c := dialWatch(t, srv, "prefix=a/&prev=true", nil)
+		readMsg(t, c, 5*time.Second) // progress
+		store.Put("b/x", "ignored")
+		store.Put("a/1", "one")
+		store.Put("a/1", "uno")
+		store.Do(engine.Op{Type: engine.OpPut, Key: "a/ttl", Value: "t", TTL: time.Hour})
+		store.Delete("a/1")
+		msgs := readEventsUntil(t, c, store.Rev())
+		var evs []watchEvent
+		for _, m := range msgs {
+			evs = append(evs, m.Events...)
+		}
+		if len(evs) != 4 {
+			t.Fatalf("got %d events %+v, want 4", len(evs), evs)
+		}
+		one, uno := "one", "uno"
+		checks := []struct {
+			typ, key string
+			value    *string
+			rev      int64
+			version  int64
+			prev     *string
+		}{
+			{"put", "a/1", &one, start + 2, 1, nil},
+			{"put", "a/1", &uno, start + 3, 2, &one},
+			{"put", "a/ttl", nil, start + 4, 1, nil},
+			{"delete", "a/1", nil, start + 5, 0, &uno},
+		}
+		for i, want := range checks {
+			ev := evs[i]
+			if ev.Type != want.typ || ev.Key != want.key || ev.Rev != want.rev || ev.Version != want.version {
+				t.Errorf("event %d = %+v, want %s %s at rev %d version %d", i, ev, want.typ, want.key, want.rev, want.version)
+			}
+			if want.value != nil && (ev.Value == nil || *ev.Value != *want.value) {
+				t.Errorf("event %d value = %v, want %q", i, ev.Value, *want.value)
+			}
+			if (want.prev == nil) != (ev.PrevValue == nil) || (want.prev != nil && *ev.PrevValue != *want.prev) {
+				t.Errorf("event %d prev_value = %v, want %v", i, ev.PrevValue, want.prev)
+			}
+		}
+		if evs[2].ExpiresAt == 0 {
+			t.Errorf("put with TTL: expires_at missing in %+v", evs[2])
+		}
+		if evs[3].Value != nil {
+			t.Errorf("delete event has a value: %+v", evs[3])
+		}
+	})
+
+	t.Run("resume from since", func(t *testing.T) {
+		base := store.Rev()
+		for i := range 10 {
+			store.Put(fmt.Sprintf("r/%d", i), "v")
+		}
+		c := dialWatch(t, srv, fmt.Sprintf("prefix=r/&since=%d", base+5), nil)
+		if m := readMsg(t, c, 5*time.Second); m.Type != "progress" || m.Rev != base+5 {
+			t.Fatalf("first message = %+v, want progress at %d", m, base+5)
+		}
+		store.Put("r/new", "v")
+		var revs []int64
+		for _, m := range readEventsUntil(t, c, base+11) {
+			for _, ev := range m.Events {
+				revs = append(revs, ev.Rev)
+			}
+		}
+		want := []int64{base + 6, base + 7, base + 8, base + 9, base + 10, base + 11}
+		if fmt.Sprint(revs) != fmt.Sprint(want) {
+			t.Errorf("revs after since=%d: %v, want %v", base+5, revs, want)
+		}
+	})
+
+	t.Run("since ahead of the server", func(t *testing.T) {
+		cur := store.Rev()
+		c := dialWatch(t, srv, fmt.Sprintf("since=%d", cur+100), nil)
+		if m := readMsg(t, c, 5*time.Second); m.Type != "progress" || m.Rev != cur {
+			t.Errorf("first message = %+v, want progress at the server's rev %d", m, cur)
+		}
+	})
+}
+
+func TestWatch_Progress(t *testing.T) {
+	store := mustNewStore(t, engine.Options{})
+	srv := startWatchServer(t, store, WatchOptions{ProgressInterval: 20 * time.Millisecond})
+	c := dialWatch(t, srv, "prefix=mine/", nil)
+	readMsg(t, c, 5*time.Second)
+	for i := range 5 {
+		store.Put(fmt.Sprintf("other/%d", i), "v")
+	}
+	// No events match; progress must still reach the store's revision.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := readMsg(t, c, 5*time.Second)
+		if m.Type != "progress" {
+			t.Fatalf("got %+v, want only progress messages", m)
+		}
+		if m.Rev == store.Rev() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("progress rev %d, want %d within 5s", m.Rev, store.Rev())
+		}
+	}
+}
+
+func TestWatch_Compacted(t *testing.T) {
+	store := mustNewStore(t, engine.Options{History: 10})
+	for i := range 50 {
+		store.Put(fmt.Sprintf("k%d", i), "v")
+	}
+	srv := startWatchServer(t, store, WatchOptions{})
+	c := dialWatch(t, srv, "since=1", nil)
+	m := readMsg(t, c, 5*time.Second)
+	if m.Type != "compacted" || m.Reason != "compacted" || m.Rev != 50 || m.Message == "" {
+		t.Fatalf("first message = %+v, want compacted at rev 50 with a message", m)
+	}
+	_, err := tryReadMsg(c, 5*time.Second)
+	if !websocket.IsCloseError(err, CloseCompacted) {
+		t.Fatalf("after compacted: %v, want close %d", err, CloseCompacted)
+	}
+}
+
+func TestWatch_Origin(t *testing.T) {
+	store := mustNewStore(t, engine.Options{})
+	srv := startWatchServer(t, store, WatchOptions{AllowedOrigins: []string{"https://Trusted.example/"}})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	tests := []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},                        // not a browser
+		{"http://" + host, true},          // same origin
+		{"https://trusted.example", true}, // configured (case and slash ignored)
+		{"https://evil.example", false},
+		{"http://" + host + ".evil.example", false},
+		{"null", false},
+	}
+	for _, tt := range tests {
+		hdr := http.Header{}
+		if tt.origin != "" {
+			hdr.Set("Origin", tt.origin)
+		}
+		c, resp, err := websocket.DefaultDialer.Dial(wsURL(srv, ""), hdr)
+		if tt.ok {
+			if err != nil {
+				t.Errorf("dial with Origin %q: %v, want success", tt.origin, err)
+				continue
+			}
+			c.Close()
+			continue
+		}
+		if err == nil {
+			c.Close()
+			t.Errorf("dial with Origin %q succeeded, want 403", tt.origin)
+			continue
+		}
+		if resp == nil || resp.StatusCode != http.StatusForbidden || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("dial with Origin %q: response %v, want 403 problem+json", tt.origin, resp)
+		}
+	}
+}
+
+func TestWatch_BadRequest(t *testing.T) {
+	store := mustNewStore(t, engine.Options{})
+	srv := startWatchServer(t, store, WatchOptions{})
+	for _, q := range []string{"since=abc", "since=-1", "prev=maybe"} {
+		_, resp, err := websocket.DefaultDialer.Dial(wsURL(srv, q), nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("dial ?%s: err %v, response %v; want 400", q, err, resp)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/v1/watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("plain GET /v1/watch: status %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestWatch_SlowClientCutOff: a client that stops reading must not hold up
+// writers; once the store's history passes it by, it gets a lagged message
+// and close after everything it was sent before, in order.
+func TestWatch_SlowClientCutOff(t *testing.T) {
+	store := mustNewStore(t, engine.Options{History: 100})
+	srv := startWatchServer(t, store, WatchOptions{})
+	// A small receive buffer, so the server's socket fills up soon.
+	dialer := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			})
+			return errors.Join(err, serr)
+		}}
+		return d.Dial(network, addr)
+	}}
+	c, _, err := dialer.Dial(wsURL(srv, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	value := strings.Repeat("x", 8<<10)
+	const writes = 4000 // 32 MiB of events: far more than any socket buffer
+	start := time.Now()
+	for i := range writes {
+		if _, err := store.Put(fmt.Sprintf("k%d", i%100), value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("%d writes took %v with a stuck subscriber", writes, took)
+	}
+
+	first := readMsg(t, c, 10*time.Second)
+	if first.Type != "progress" {
+		t.Fatalf("first message %+v, want progress", first)
+	}
+	last := first.Rev // the stream starts after the rev of its first message
+	for {
+		m, err := tryReadMsg(c, 10*time.Second)
+		if err != nil {
+			if !websocket.IsCloseError(err, CloseLagged) {
+				t.Fatalf("stream ended with %v, want close %d", err, CloseLagged)
+			}
+			break
+		}
+		switch m.Type {
+		case "progress":
+		case "events":
+			for _, ev := range m.Events {
+				if ev.Rev != last+1 {
+					t.Fatalf("event rev %d after %d: want no gap before the cut-off", ev.Rev, last)
+				}
+				last = ev.Rev
+			}
+		case "compacted":
+			if m.Reason != "lagged" {
+				t.Errorf("compacted reason %q, want lagged", m.Reason)
+			}
+		}
+	}
+	if last >= writes {
+		t.Errorf("slow client got all %d events; the test did not make it lag", last)
+	}
+}
+
+// TestWatch_DeadClientDropped: a client that answers no pings is dropped
+// after PingInterval + PongTimeout; one that reads stays.
+func TestWatch_DeadClientDropped(t *testing.T) {
+	store := mustNewStore(t, engine.Options{})
+	srv := startWatchServer(t, store, WatchOptions{PingInterval: 30 * time.Millisecond, PongTimeout: 30 * time.Millisecond})
+
+	alive := dialWatch(t, srv, "", nil)
+	dead := dialWatch(t, srv, "", nil) // never reads, so never answers a ping
+	// Reading makes the client answer pings; it must stay connected.
+	stop := time.Now().Add(400 * time.Millisecond)
+	for time.Now().Before(stop) {
+		store.Put("k", "v")
+		if _, err := tryReadMsg(alive, time.Second); err != nil {
+			t.Fatalf("reading client dropped: %v", err)
+		}
+	}
+	// The dead client's connection is closed by now: its reads find the
+	// end of the stream after what was buffered.
+	for {
+		_, err := tryReadMsg(dead, 2*time.Second)
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("dead client still connected after 400ms: %v", err)
+		}
+		break
+	}
+}
+
+func TestWatch_StoreClosed(t *testing.T) {
+	store := engine.New(engine.Options{})
+	srv := startWatchServer(t, store, WatchOptions{})
+	c := dialWatch(t, srv, "", nil)
+	readMsg(t, c, 5*time.Second)
+	store.Close()
+	_, err := tryReadMsg(c, 5*time.Second)
+	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("after store.Close: %v, want close 1001", err)
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\`, "tab\tnl\nret\r", "\x00\x1f\x7f", "<&>", "é中😀", "\u2028\u2029", "bad\xff\xfe", "\xed\xa0\x80"} {
+		checkJSONString(t, s)
+	}
+}
+
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "a\"b", "\n\x01", "é\xff", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkJSONString)
+}
+
+// checkJSONString checks that appendJSONString(s) is valid JSON decoding to
+// what encoding/json's encoding of s decodes to.
+func checkJSONString(t *testing.T, s string) {
+	got := appendJSONString(nil, s)
+	var dec string
+	if err := json.Unmarshal(got, &dec); err != nil {
+		t.Fatalf("appendJSONString(%q) = %s: not JSON: %v", s, got, err)
+	}
+	want, _ := json.Marshal(s)
+	var wantDec string
+	if err := json.Unmarshal(want, &wantDec); err != nil {
+		t.Fatal(err)
+	}
+	if dec != wantDec {
+		t.Fatalf("appendJSONString(%q) decodes to %q, want %q", s, dec, wantDec)
+	}
+}
+
+// The issue's stream benchmark. It runs its workload once, whatever b.N, and
+// reports figures with b.ReportMetric; it takes about 15 seconds.
+const (
+	benchSubscribers = 100
+	benchRate        = 5000 // writes per second in the delivery phase
+	benchPaced       = 3 * time.Second
+	benchClosedLoop  = 1500 * time.Millisecond
+	benchWriters     = 8 // goroutines writing in the throughput phase
+)
+
+// BenchmarkWatch_100Subscribers measures the change stream under load:
+//
+//   - delivery: 100 subscribers while 5,000 writes/s go on for 3 s to an
+//     in-memory store: the share of events every subscriber got (in
+//     order, none missing), and the latency from just before the write to
+//     the subscriber decoding it (p50, p99, max);
+//   - throughput: 8 goroutines writing as fast as they can for 1.5 s,
+//     without subscribers and then with 100, to a durable store
+//     (persist, fsync always, the server's default) and to an in-memory
+//     one; the ratio, and how many subscribers were cut off as too slow.
+//
+// The subscribers are websocket clients in the same process, so their CPU
+// time (on a 2-core machine) counts against the writers too.
+func BenchmarkWatch_100Subscribers(b *testing.B) {
+	b.Run("delivery", benchDelivery)
+	b.Run("throughput/durable", func(b *testing.B) {
+		db, err := persist.Open(b.TempDir(), persist.Options{Sync: persist.SyncAlways})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		benchThroughput(b, db.Store())
+	})
+	b.Run("throughput/memory", func(b *testing.B) {
+		benchThroughput(b, mustNewStore(b, engine.Options{}))
+	})
+}
+
+func benchDelivery(b *testing.B) {
+	store := mustNewStore(b, engine.Options{})
+	subs := startBenchSubs(b, store, benchSubscribers)
+	b.ResetTimer()
+	total := int(benchRate * benchPaced.Seconds())
+	start := time.Now()
+	for i := 0; i < total; {
+		due := min(total, int(time.Since(start).Seconds()*benchRate)+1)
+		for ; i < due; i++ {
+			// The value is the time of the write, for the subscriber to
+			// measure the latency against.
+			if _, err := store.Put(fmt.Sprintf("bench/%04d", i%1000), strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	writeTime := time.Since(start)
+	last := store.Rev()
+	waitBenchSubs(subs, last, 10*time.Second)
+	b.StopTimer()
+	stopBenchSubs(subs)
+
+	var lat []time.Duration
+	delivered, cut := 0, 0
+	for _, s := range subs {
+		lat = append(lat, s.lat...)
+		if s.gap {
+			b.Errorf("a subscriber saw a gap or a repeat in the revisions")
+		}
+		if s.lagged.Load() {
+			cut++
+		}
+		delivered += len(s.lat)
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))]) / 1e6
+	}
+	want := benchSubscribers * total
+	b.ReportMetric(float64(total)/writeTime.Seconds(), "writes/s")
+	b.ReportMetric(100*float64(delivered)/float64(want), "delivered-%")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(pct(1), "max-ms")
+	b.ReportMetric(float64(cut), "cut-off")
+	if delivered != want {
+		b.Errorf("delivered %d events, want %d (%d subscribers x %d writes); %d subscribers cut off", delivered, want, benchSubscribers, total, cut)
+	}
+}
+
+func benchThroughput(b *testing.B, store *engine.Store) {
+	alone := benchClosedLoopWrites(b, store)
+	subs := startBenchSubs(b, store, benchSubscribers)
+	with := benchClosedLoopWrites(b, store)
+	waitBenchSubs(subs, store.Rev(), 10*time.Second)
+	stopBenchSubs(subs)
+	cut := 0
+	for _, s := range subs {
+		if s.gap {
+			b.Errorf("a subscriber saw a gap or a repeat in the revisions")
+		}
+		if s.lagged.Load() {
+			cut++
+		}
+	}
+	b.ReportMetric(alone, "writes/s-alone")
+	b.ReportMetric(with, "writes/s-with-100")
+	b.ReportMetric(100*with/alone, "ratio-%")
+	b.ReportMetric(float64(cut), "cut-off")
+}
+
+// benchClosedLoopWrites writes from benchWriters goroutines for
+// benchClosedLoop and returns the writes per second.
+func benchClosedLoopWrites(b *testing.B, store *engine.Store) float64 {
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(benchClosedLoop)
+	start := time.Now()
+	for w := range benchWriters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				if _, err := store.Put(fmt.Sprintf("tp/%d/%03d", w, i%500), strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
+					b.Error(err)
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+// benchSub is one subscriber: a websocket client reading the whole stream
+// on its own goroutine, checking the revisions follow one another.
+type benchSub struct {
+	conn   *websocket.Conn
+	last   atomic.Int64 // the last revision seen
+	lagged atomic.Bool  // the server cut it off
+	gap    bool
+	lat    []time.Duration
+	done   chan struct{}
+}
+
+func startBenchSubs(b *testing.B, store *engine.Store, n int) []*benchSub {
+	b.Helper()
+	srv := startWatchServer(b, store, WatchOptions{})
+	subs := make([]*benchSub, n)
+	for i := range subs {
+		c, _, err := websocket.DefaultDialer.Dial(wsURL(srv, ""), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s := &benchSub{conn: c, done: make(chan struct{})}
+		// The first message is the revision the stream starts after.
+		m, err := tryReadMsg(c, 5*time.Second)
+		if err != nil || m.Type != "progress" {
+			b.Fatalf("first message %+v, %v; want progress", m, err)
+		}
+		s.last.Store(m.Rev)
+		subs[i] = s
+		go s.read()
+	}
+	return subs
+}
+
+var (
+	benchValueTag = []byte(`"value":"`)
+	benchRevTag   = []byte(`"rev":`)
+	benchCompact  = []byte(`"type":"compacted"`)
+)
+
+// read scans messages by hand rather than decoding them: a hundred
+// subscribers decoding 5,000 events a second each with encoding/json would
+// measure the test's client more than the server.
+func (s *benchSub) read() {
+	defer close(s.done)
+	for {
+		_, msg, err := s.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		now := time.Now().UnixNano()
+		if bytes.Contains(msg, benchCompact) {
+			s.lagged.Store(true)
+			continue
+		}
+		for {
+			i := bytes.Index(msg, benchValueTag)
+			if i < 0 {
+				break
+			}
+			msg = msg[i+len(benchValueTag):]
+			ts, _ := benchNumber(msg)
+			j := bytes.Index(msg, benchRevTag)
+			msg = msg[j+len(benchRevTag):]
+			rev, _ := benchNumber(msg)
+			if rev != s.last.Load()+1 {
+				s.gap = true
+			}
+			s.last.Store(rev)
+			s.lat = append(s.lat, time.Duration(now-ts))
+		}
+	}
+}
+
+// benchNumber parses the digits at the start of b.
+func benchNumber(b []byte) (int64, int) {
+	var n int64
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		n = n*10 + int64(b[i]-'0')
+	}
+	return n, i
+}
+
+// waitBenchSubs waits until every subscriber not cut off has seen rev.
+func waitBenchSubs(subs []*benchSub, rev int64, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for _, s := range subs {
+		for s.last.Load() < rev && !s.lagged.Load() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func stopBenchSubs(subs []*benchSub) {
+	for _, s := range subs {
+		s.conn.Close()
+	}
+	for _, s := range subs {
+		<-s.done
+	}
+}

@@ -1,0 +1,67 @@
+package web_test
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/web"
+)
+
+// TestWatchRoute_OutlivesServerTimeouts serves the API with short read and
+// write timeouts and checks that a watch stream still delivers events after
+// them. The route lifts the server's deadlines (noDeadlines) and the stream
+// sets its own; this fails if the route is put behind a timeout.
+func TestWatchRoute_OutlivesServerTimeouts(t *testing.T) {
+	store := engine.New(engine.Options{})
+	t.Cleanup(func() { store.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 300 * time.Millisecond
+	srv := &http.Server{Handler: web.NewServer(web.Options{Store: store, Metrics: web.NewMetrics()}),
+		ReadTimeout: timeout, WriteTimeout: timeout, ReadHeaderTimeout: timeout}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	conn, resp, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/v1/watch", nil)
+	if err != nil {
+		t.Fatalf("dial /v1/watch: %v (response %v)", err, resp)
+	}
+	defer conn.Close()
+	time.Sleep(3 * timeout)
+	if _, err := store.Put("late", "v"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("read after the server's timeouts passed: %v", err)
+		}
+		if strings.Contains(string(msg), `"key":"late"`) {
+			return
+		}
+	}
+}
+
+// TestWatchRoute_NeedsToken checks the stream is behind authentication.
+func TestWatchRoute_NeedsToken(t *testing.T) {
+	srv := mustOpenServer(t, func(o *web.Options) { o.AuthToken = "secret" })
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/watch"
+	_, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("watch without a token: err %v, response %v; want 401", err, resp)
+	}
+	conn, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Bearer secret"}})
+	if err != nil {
+		t.Fatalf("watch with the token: %v", err)
+	}
+	conn.Close()
+}
