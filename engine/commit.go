@@ -149,9 +149,9 @@ func (s *Store) entries() []*Entry {
 // at the snapshot's revision. An error from fn is returned as it is.
 func (s *Store) Checkpoint(fn func(rev int64) error) (int64, []*Entry, error) {
 	if s.reqs == nil {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.closed {
+		unlock := s.lockWriter()
+		defer unlock()
+		if s.closed.Load() {
 			return 0, nil, ErrClosed
 		}
 		if err := fn(s.rev); err != nil {
@@ -215,7 +215,7 @@ func (s *Store) ExpireDue() (int, error) {
 			due = append(due, it)
 			return true
 		})
-		closed := s.closed
+		closed := s.closed.Load()
 		s.mu.RUnlock()
 		if len(due) == 0 || closed {
 			return removed, nil
@@ -239,16 +239,18 @@ func (s *Store) expireItems(due []expiryItem, now int64) (int, error) {
 		}
 		return len(due), r.err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	unlock := s.lockWriter()
+	defer unlock()
+	if s.closed.Load() {
 		return 0, ErrClosed
 	}
 	cmd := s.resolveExpiry(due, now, s.rev+1)
 	if len(cmd.Changes) == 0 {
 		return 0, nil
 	}
-	s.mustApply(&cmd)
+	if err := s.record(&cmd); err != nil {
+		return 0, err
+	}
 	return len(cmd.Changes), nil
 }
 

@@ -106,7 +106,7 @@ type Watcher struct {
 func (s *Store) Watch(since int64, prefix string) (*Watcher, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed {
+	if s.closed.Load() {
 		return nil, ErrClosed
 	}
 	if since < s.feed.compacted {
@@ -155,7 +155,7 @@ func (w *Watcher) Next(ctx context.Context, max int) ([]Event, error) {
 				out = append(out, *ev)
 			}
 		}
-		closed := s.closed
+		closed := s.closed.Load()
 		wait := s.feed.notify
 		if len(out) == 0 {
 			s.feed.waiting.Store(true)

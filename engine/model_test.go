@@ -90,6 +90,7 @@ func TestStore_Model(t *testing.T) {
 			opts := engine.Options{Now: clk.Now, ExpireInterval: time.Hour}
 			if seed%2 == 1 {
 				opts.Journal = j
+				opts.InlineCommit = seed%4 == 3
 			}
 			s := mustNew(t, opts)
 			m := &model{keys: map[string]engine.Entry{}}

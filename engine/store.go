@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -50,6 +51,12 @@ type Options struct {
 	Now func() time.Time
 	// Journal, when set, makes every write durable before it is applied.
 	Journal Journal
+	// InlineCommit makes writes with a journal commit on the writer's own
+	// goroutine, one at a time, instead of handing them to the committer
+	// goroutine. Concurrent writers then no longer share journal appends
+	// (no group commit), but a write costs no goroutine switch: the right
+	// trade where writes come from one thread anyway, as in a browser.
+	InlineCommit bool
 }
 
 func (o Options) withDefaults() Options {
@@ -90,9 +97,10 @@ type Store struct {
 	expiry *btree.BTreeG[expiryItem]
 	rev    int64
 	feed   feed
-	closed bool
+	closed atomic.Bool // set once by Close
 
-	reqs     chan *request // to the committer; nil without a journal
+	reqs     chan *request // to the committer; nil without a journal or with InlineCommit
+	inline   sync.Mutex    // serializes writers with InlineCommit
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -145,7 +153,7 @@ func newStore(opts Options) *Store {
 }
 
 func (s *Store) start() {
-	if s.opts.Journal != nil {
+	if s.opts.Journal != nil && !s.opts.InlineCommit {
 		s.reqs = make(chan *request) // unbuffered: a send succeeds only into a live committer
 		s.wg.Add(1)
 		go s.commitLoop()
@@ -160,7 +168,7 @@ func (s *Store) start() {
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() {
 		s.mu.Lock()
-		s.closed = true
+		s.closed.Store(true)
 		s.feed.wake()
 		s.mu.Unlock()
 		close(s.stop)
@@ -334,6 +342,10 @@ func (s *Store) txn(ops []Op, maxOps int) (TxnResult, error) {
 	if s.reqs == nil {
 		return s.txnDirect(ops, maxOps, nil, nil)
 	}
+	return s.txnCommitter(ops, maxOps)
+}
+
+func (s *Store) txnCommitter(ops []Op, maxOps int) (TxnResult, error) {
 	if err := s.validateAll(ops, maxOps); err != nil {
 		return TxnResult{}, err
 	}
@@ -344,16 +356,18 @@ func (s *Store) txn(ops []Op, maxOps int) (TxnResult, error) {
 	return r.res, r.err
 }
 
-// txnDirect is the write path without a journal: resolve and apply under
-// the lock. changes and results, when not nil, are buffers to use.
+// txnDirect is the write path without a committer: resolve and apply under
+// the lock, or with InlineCommit, resolve, record in the journal and apply,
+// with writers taking turns. changes and results, when not nil, are buffers
+// to use.
 func (s *Store) txnDirect(ops []Op, maxOps int, changes []Change, results []Result) (TxnResult, error) {
 	if err := s.validateAll(ops, maxOps); err != nil {
 		return TxnResult{}, err
 	}
 	now := s.nowMs()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+	unlock := s.lockWriter()
+	defer unlock()
+	if s.closed.Load() {
 		return TxnResult{}, ErrClosed
 	}
 	v := view{s: s}
@@ -362,9 +376,40 @@ func (s *Store) txnDirect(ops []Op, maxOps int, changes []Change, results []Resu
 		return TxnResult{}, err
 	}
 	if len(cmd.Changes) > 0 {
-		s.mustApply(&cmd)
+		if err := s.record(&cmd); err != nil {
+			return TxnResult{}, err
+		}
 	}
 	return res, nil
+}
+
+// lockWriter takes what a writer without a committer holds while it
+// resolves: the store's lock, or with InlineCommit the writers' turn (the
+// store's lock is then taken only to apply, so reads go on while the
+// journal is written; only writers change the map, and they take turns).
+func (s *Store) lockWriter() (unlock func()) {
+	if s.opts.Journal == nil {
+		s.mu.Lock()
+		return s.mu.Unlock
+	}
+	s.inline.Lock()
+	return s.inline.Unlock
+}
+
+// record makes a resolved command durable (with InlineCommit) and applies
+// it. The caller holds lockWriter's lock.
+func (s *Store) record(cmd *Command) error {
+	if s.opts.Journal == nil {
+		s.mustApply(cmd)
+		return nil
+	}
+	if err := s.opts.Journal.Append([]Command{*cmd}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.mustApply(cmd)
+	s.mu.Unlock()
+	return nil
 }
 
 // validateAll checks the shape of a transaction, which needs no lock: the

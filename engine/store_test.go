@@ -58,6 +58,7 @@ func mustNew(tb testing.TB, opts engine.Options) *engine.Store {
 func modes(t *testing.T, f func(t *testing.T, opts engine.Options)) {
 	t.Run("Memory", func(t *testing.T) { f(t, engine.Options{}) })
 	t.Run("Journal", func(t *testing.T) { f(t, engine.Options{Journal: &memJournal{}}) })
+	t.Run("InlineJournal", func(t *testing.T) { f(t, engine.Options{Journal: &memJournal{}, InlineCommit: true}) })
 }
 
 func TestStore_PutGetDelete(t *testing.T) {
@@ -319,8 +320,14 @@ func TestStore_BackgroundExpiry(t *testing.T) {
 }
 
 func TestStore_JournalFailure(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprint("inline=", inline), func(t *testing.T) { testJournalFailure(t, inline) })
+	}
+}
+
+func testJournalFailure(t *testing.T, inline bool) {
 	j := &memJournal{}
-	s := mustNew(t, engine.Options{Journal: j})
+	s := mustNew(t, engine.Options{Journal: j, InlineCommit: inline})
 	s.Put("a", "1")
 	boom := errors.New("disk on fire")
 	j.mu.Lock()

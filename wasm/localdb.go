@@ -253,6 +253,7 @@ func (db *localDB) restore() (*engine.Store, error) {
 
 		eopts := db.opts.Engine
 		eopts.Journal = journal{db}
+		eopts.InlineCommit = true // writes come from the page's one thread: no committer hop
 		store, err := engine.Restore(eopts, func(l *engine.Loader) error {
 			if len(next) > 0 {
 				return errRetry

@@ -121,6 +121,7 @@ func (db *localDB) Rebase(export string, settled map[string]int64) error {
 	}
 	eopts := db.opts.Engine
 	eopts.Journal = journal{db}
+	eopts.InlineCommit = true // writes come from the page's one thread: no committer hop
 	store, err := engine.Restore(eopts, func(l *engine.Loader) error {
 		if err := l.Load(base, entries); err != nil {
 			return err
