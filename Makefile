@@ -95,6 +95,7 @@ test: deps build generate-check
 	$(GO) test -race -count=1 -timeout 20m ./...
 	GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 5m -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./engine/...
 	@$(MAKE) --no-print-directory fuzz
+	@$(MAKE) --no-print-directory mutants
 
 # generate-check regenerates the templ components and fails if the committed
 # *_templ.go files differ from what templ produces.
@@ -114,8 +115,15 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg || exit 1; \
 	done
 
+# mutants plants each durability bug the crash tests must catch (an answer
+# before the fsync, no fsync of the snapshot or of the folder after its
+# rename, the log cut before the snapshot is durable) in a copy of the code
+# and checks that TestDB_PowerLoss goes red on every one.
+mutants:
+	$(GO) test -tags mutants -count=1 -timeout 15m -run '^TestMutants$$' ./persist/
+
 # bench runs every benchmark once, with allocation counts.
-bench:
+bench: deps build
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
 
 # bench-http runs only the HTTP benchmarks of issue 3 (32 connections, 10k keys,
