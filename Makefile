@@ -35,7 +35,7 @@ FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzRe
 	web:FuzzTxnBody web:FuzzKeyPath
 FUZZTIME     ?= 8s
 
-.PHONY: all build wasm run deps deps-chromium deps-driver test generate-check fuzz bench bench-http swaggerui soak clean distclean
+.PHONY: all build wasm run deps deps-chromium deps-driver test generate-check fuzz mutants bench bench-http swaggerui soak clean distclean
 
 # The default goal builds the server.
 all: build
