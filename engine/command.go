@@ -47,6 +47,10 @@ type Change struct {
 type Command struct {
 	Rev     int64    `json:"rev"`
 	Changes []Change `json:"ops"`
+
+	// resolved marks a command this store built itself, which needs no
+	// checking against the state it is applied to.
+	resolved bool
 }
 
 // next returns the entry that results from applying ch at revision rev to a

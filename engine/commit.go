@@ -149,8 +149,8 @@ func (s *Store) entries() []*Entry {
 // at the snapshot's revision. An error from fn is returned as it is.
 func (s *Store) Checkpoint(fn func(rev int64) error) (int64, []*Entry, error) {
 	if s.reqs == nil {
-		unlock := s.lockWriter()
-		defer unlock()
+		s.lockWriter()
+		defer s.unlockWriter()
 		if s.closed.Load() {
 			return 0, nil, ErrClosed
 		}
@@ -174,7 +174,7 @@ func (s *Store) Checkpoint(fn func(rev int64) error) (int64, []*Entry, error) {
 // still due: a key rewritten since it was found has a new expiry (or none)
 // and is left alone.
 func (s *Store) resolveExpiry(items []expiryItem, now, rev int64) Command {
-	cmd := Command{Rev: rev}
+	cmd := Command{Rev: rev, resolved: true}
 	for _, it := range items {
 		if e := s.m[it.key]; e != nil && e.ExpiresAt == it.at && e.expired(now) {
 			cmd.Changes = append(cmd.Changes, Change{Op: OpExpire, Key: it.key})
@@ -239,8 +239,8 @@ func (s *Store) expireItems(due []expiryItem, now int64) (int, error) {
 		}
 		return len(due), r.err
 	}
-	unlock := s.lockWriter()
-	defer unlock()
+	s.lockWriter()
+	defer s.unlockWriter()
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}

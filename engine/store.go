@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -365,8 +366,8 @@ func (s *Store) txnDirect(ops []Op, maxOps int, changes []Change, results []Resu
 		return TxnResult{}, err
 	}
 	now := s.nowMs()
-	unlock := s.lockWriter()
-	defer unlock()
+	s.lockWriter()
+	defer s.unlockWriter()
 	if s.closed.Load() {
 		return TxnResult{}, ErrClosed
 	}
@@ -387,13 +388,20 @@ func (s *Store) txnDirect(ops []Op, maxOps int, changes []Change, results []Resu
 // resolves: the store's lock, or with InlineCommit the writers' turn (the
 // store's lock is then taken only to apply, so reads go on while the
 // journal is written; only writers change the map, and they take turns).
-func (s *Store) lockWriter() (unlock func()) {
+func (s *Store) lockWriter() {
 	if s.opts.Journal == nil {
 		s.mu.Lock()
-		return s.mu.Unlock
+	} else {
+		s.inline.Lock()
 	}
-	s.inline.Lock()
-	return s.inline.Unlock
+}
+
+func (s *Store) unlockWriter() {
+	if s.opts.Journal == nil {
+		s.mu.Unlock()
+	} else {
+		s.inline.Unlock()
+	}
 }
 
 // record makes a resolved command durable (with InlineCommit) and applies
@@ -403,7 +411,10 @@ func (s *Store) record(cmd *Command) error {
 		s.mustApply(cmd)
 		return nil
 	}
-	if err := s.opts.Journal.Append([]Command{*cmd}); err != nil {
+	// A copy for the journal: cmd's changes may live on the caller's stack
+	// (Do's fast path), and must not escape through the interface call.
+	rec := []Command{{Rev: cmd.Rev, Changes: slices.Clone(cmd.Changes), resolved: true}}
+	if err := s.opts.Journal.Append(rec); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -515,7 +526,7 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 	if results == nil {
 		results = make([]Result, len(ops))
 	}
-	cmd := Command{Rev: rev, Changes: changes}
+	cmd := Command{Rev: rev, Changes: changes, resolved: true}
 	res := TxnResult{Rev: rev, Results: results}
 	for i := range ops {
 		op := &ops[i]
@@ -579,25 +590,11 @@ func (s *Store) apply(cmd *Command) error {
 	if len(cmd.Changes) == 0 {
 		return fmt.Errorf("%w: command at revision %d has no changes", ErrCorrupt, cmd.Rev)
 	}
-	// Check the whole command first so a bad one changes nothing.
-	var touched map[string]bool // presence of keys changed earlier in cmd
-	if len(cmd.Changes) > 1 {
-		touched = make(map[string]bool, len(cmd.Changes))
-	}
-	for i := range cmd.Changes {
-		ch := &cmd.Changes[i]
-		if ch.Key == "" {
-			return fmt.Errorf("%w: empty key at revision %d", ErrCorrupt, cmd.Rev)
-		}
-		present, ok := touched[ch.Key]
-		if !ok {
-			present = s.m[ch.Key] != nil
-		}
-		if _, err := next(presentEntry(present), ch, cmd.Rev); err != nil {
+	// Check a command from outside (a replayed log) first, so a bad one
+	// changes nothing. Commands this store resolved fit by construction.
+	if !cmd.resolved {
+		if err := s.check(cmd); err != nil {
 			return err
-		}
-		if touched != nil {
-			touched[ch.Key] = ch.Op == OpPut
 		}
 	}
 	for i := range cmd.Changes {
@@ -630,11 +627,34 @@ func (s *Store) apply(cmd *Command) error {
 	return nil
 }
 
-var placeholder = &Entry{}
-
-func presentEntry(present bool) *Entry {
-	if present {
-		return placeholder
+// check reports whether cmd fits the current state: keys not empty, known
+// operations, and deletes and expirations only of keys that exist.
+func (s *Store) check(cmd *Command) error {
+	var touched map[string]bool // presence of keys changed earlier in cmd
+	if len(cmd.Changes) > 1 {
+		touched = make(map[string]bool, len(cmd.Changes))
+	}
+	for i := range cmd.Changes {
+		ch := &cmd.Changes[i]
+		if ch.Key == "" {
+			return fmt.Errorf("%w: empty key at revision %d", ErrCorrupt, cmd.Rev)
+		}
+		present, ok := touched[ch.Key]
+		if !ok {
+			present = s.m[ch.Key] != nil
+		}
+		switch ch.Op {
+		case OpPut:
+		case OpDelete, OpExpire:
+			if !present {
+				return fmt.Errorf("%w: %s of missing key %s at revision %d", ErrCorrupt, ch.Op, shorten(ch.Key), cmd.Rev)
+			}
+		default:
+			return fmt.Errorf("%w: unknown change %q at revision %d", ErrCorrupt, ch.Op, cmd.Rev)
+		}
+		if touched != nil {
+			touched[ch.Key] = ch.Op == OpPut
+		}
 	}
 	return nil
 }
