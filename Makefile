@@ -31,7 +31,7 @@ TEMPL_FILES := $(shell find . -name '*.templ' -not -path './node_modules/*' -not
 
 # Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
 # package relative to the repo root, e.g. `persist:FuzzDecodeRecord`.
-FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzReadImport persist:FuzzEntryLine \
+FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzReadImport persist:FuzzEntryLine \ web:FuzzAppendJSONString
 	web:FuzzTxnBody web:FuzzKeyPath
 FUZZTIME     ?= 8s
 
