@@ -31,8 +31,8 @@ TEMPL_FILES := $(shell find . -name '*.templ' -not -path './node_modules/*' -not
 
 # Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
 # package relative to the repo root, e.g. `persist:FuzzDecodeRecord`.
-FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzReadImport persist:FuzzEntryLine \ web:FuzzAppendJSONString
-	web:FuzzTxnBody web:FuzzKeyPath
+FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzReadImport persist:FuzzEntryLine \
+	web:FuzzTxnBody web:FuzzKeyPath web:FuzzAppendJSONString
 FUZZTIME     ?= 8s
 
 .PHONY: all build wasm run deps deps-chromium deps-driver test generate-check fuzz mutants bench bench-http swaggerui soak clean distclean
