@@ -34,6 +34,8 @@ type Options struct {
 	FS     FS             // default OSFS
 	// SyncObserver, when set, is called with the latency of every fsync.
 	SyncObserver func(time.Duration)
+	// SyncInterval is how often SyncEverySec fsyncs (default one second).
+	SyncInterval time.Duration
 	// The log is compacted once it is larger than both CompactMinBytes
 	// (default 4 MiB) and the last snapshot.
 	CompactMinBytes int64
@@ -112,6 +114,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	if opts.CompactMinBytes <= 0 {
 		opts.CompactMinBytes = DefaultCompactMinBytes
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = time.Second
 	}
 	db := &DB{dir: dir, opts: opts, fs: opts.FS, logger: opts.Logger,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), unlock: func() error { return nil }}
@@ -202,7 +207,7 @@ func (db *DB) recover() error {
 		if len(p.segments) > 0 {
 			name = p.segments[len(p.segments)-1]
 		}
-		log, err := openLog(db.fs, db.dir, name, lastSize, olderSize, db.opts.Sync, db.opts.SyncObserver)
+		log, err := openLog(db.fs, db.dir, name, lastSize, olderSize, db.opts)
 		if err != nil {
 			return err
 		}

@@ -85,13 +85,15 @@ type Log struct {
 }
 
 // openLog opens (or creates) the segment name for appending at size. older
-// is the size of the segments before it.
-func openLog(fsys FS, dir, name string, size, older int64, mode SyncMode, observe func(time.Duration)) (*Log, error) {
+// is the size of the segments before it; opts gives the sync mode, interval
+// and observer.
+func openLog(fsys FS, dir, name string, size, older int64, opts Options) (*Log, error) {
+	mode := opts.Sync
 	f, err := fsys.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", name, err)
 	}
-	l := &Log{fs: fsys, dir: dir, mode: mode, observe: observe, everySec: time.Second,
+	l := &Log{fs: fsys, dir: dir, mode: mode, observe: opts.SyncObserver, everySec: opts.SyncInterval,
 		f: f, name: name, size: size, older: older, stop: make(chan struct{}), stopped: make(chan struct{})}
 	if mode == SyncEverySec {
 		go l.syncLoop()

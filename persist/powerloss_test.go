@@ -5,7 +5,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
@@ -150,6 +152,67 @@ func TestDB_PowerLossEverySec(t *testing.T) {
 			db.Close()
 			if rev < int64(len(states)) && !reflect.DeepEqual(got, states[rev]) {
 				t.Fatalf("power loss at operation %d (seed %d): state at revision %d is not a prefix of the history:\n%v\nwant\n%v", crashAt, seed, rev, got, states[rev])
+			}
+		}
+	}
+}
+
+// TestDB_PowerLossEverySecBound checks the promise of everysec under power
+// loss: only writes acknowledged within the last sync interval may be lost.
+// The interval is shortened to 20 ms and the writes paced, so a run spans
+// many intervals; the power is cut at random operations.
+func TestDB_PowerLossEverySecBound(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	const slack = 30 * time.Millisecond // scheduling noise on a shared machine
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	for run := range 12 {
+		m := newMemFS()
+		crashAt := 20 + rng.IntN(120)
+		var img *memFS
+		var crashTime time.Time
+		var crashed atomic.Bool // the hook runs on the log's sync goroutine too
+		m.fault = func(op string, n int, name string) error {
+			if n < crashAt {
+				return nil
+			}
+			if n == crashAt {
+				img, crashTime = m.crashLocked(rng), time.Now()
+				crashed.Store(true)
+			}
+			return errIO
+		}
+		opts := memOpts(m)
+		opts.Sync, opts.SyncInterval = persist.SyncEverySec, interval
+		db, err := persist.Open(dir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type ackAt struct {
+			rev int64
+			at  time.Time
+		}
+		var acks []ackAt
+		for i := 0; !crashed.Load() && i < 2000; i++ {
+			e, err := db.Store().Put(fmt.Sprintf("k%d", i%7), fmt.Sprint(i))
+			if err != nil {
+				break // the power is out
+			}
+			acks = append(acks, ackAt{e.ModRev, time.Now()})
+			time.Sleep(2 * time.Millisecond)
+		}
+		db.Close() // waits for the sync goroutine: img and crashTime are settled
+		if img == nil {
+			t.Fatalf("run %d: the crash point %d was never reached", run, crashAt)
+		}
+		rec, err := persist.Open(dir, memOpts(img))
+		if err != nil {
+			t.Fatalf("run %d: open after power loss: %v", run, err)
+		}
+		rev := rec.Store().Rev()
+		rec.Close()
+		for _, a := range acks {
+			if a.rev > rev && crashTime.Sub(a.at) > interval+slack {
+				t.Fatalf("run %d: write at revision %d acknowledged %v before the power loss is gone (interval %v)", run, a.rev, crashTime.Sub(a.at), interval)
 			}
 		}
 	}
