@@ -9,7 +9,16 @@
 //   - follows GET /v1/watch from the last revision it has seen, applying
 //     every change to the rows on the page and marking them; it reconnects
 //     with backoff and resumes with since=, and reloads the page from the
-//     API when the server says the history it needs is gone ("compacted").
+//     API when the server says the history it needs is gone ("compacted");
+//   - keeps the offline copy (offline.js: the engine in WebAssembly, stored
+//     in localStorage) close to the server, and switches to it when the
+//     server cannot be reached or the person ticks "Work offline": reads and
+//     writes then go to the copy, and the badge says how many changes wait.
+//     Back online the changes are sent with the revision each was based on
+//     (compare-and-swap); a key the server changed meanwhile is shown as a
+//     conflict, side by side, until the person keeps one of the two values;
+//   - registers the service worker (sw.js) that keeps the page, its scripts
+//     and the WebAssembly, so the page opens while the server is down.
 'use strict';
 
 (function () {
@@ -20,6 +29,13 @@
   const CHANGED_MS = 2500; // how long a changed row stays marked
   const CLOSE_COMPACTED = 4001;
   const CLOSE_LAGGED = 4002;
+  // The offline copy is refreshed from GET /v1/export (the whole store) at
+  // most this often while online, a little after the changes stop: the
+  // export costs as much as the store is large.
+  const REFRESH_DEBOUNCE_MS = 1000;
+  const REFRESH_MIN_MS = 10000;
+  const COPY_NAME = 'default'; // the offline copy's name in localStorage (pykv/default/…)
+  const PREF_OFFLINE = 'pykv-dashboard/work-offline'; // "1" while offline by hand
 
   const main = document.getElementById('dashboard');
   if (!main) return;
@@ -46,13 +62,23 @@
     first: byId('page-first'),
     prev: byId('page-prev'),
     next: byId('page-next'),
+    badge: byTestId('offline-badge'),
+    controls: byTestId('offline-controls'),
+    toggle: byId('work-offline'),
+    syncBtn: byId('sync-button'),
+    notice: byId('offline-notice'),
+    conflicts: byId('conflicts'),
+    conflictList: byId('conflict-list'),
   };
+  const params = new URLSearchParams(location.search);
 
   const state = {
     rev: Number(main.dataset.rev), // every change up to rev is on the page
     keys: Number(el.keys.textContent),
-    prefix: main.dataset.prefix || '',
-    after: main.dataset.after || '', // the cursor the page starts after
+    // From the address, not the page: offline, the page is the service
+    // worker's stored copy of whatever page was last loaded.
+    prefix: params.get('prefix') || '',
+    after: params.get('after') || '', // the cursor the page starts after
     more: main.dataset.more === 'true',
     next: main.dataset.next || '',
     limit: Number(main.dataset.limit) || 50,
@@ -113,7 +139,9 @@
     return node('td', { class: 'value', 'data-testid': 'cell-value' }, node('details', {}, summary, full));
   }
 
-  function buildRow(e) {
+  // buildRow makes the row of entry e; pending marks a key changed offline
+  // and not sent yet.
+  function buildRow(e, pending) {
     const expiry = node('td', { class: 'expiry', 'data-testid': 'cell-expiry' });
     if (e.expires_at) {
       expiry.append(node('time', {
@@ -121,8 +149,15 @@
         'data-expires': String(e.expires_at),
       }, expiryText(e.expires_at - Date.now())));
     }
-    return node('tr', { 'data-testid': 'kv-row', 'data-key': e.key, 'data-rev': String(e.mod_rev) },
-      node('td', { class: 'key', 'data-testid': 'cell-key' }, node('code', {}, e.key)),
+    const key = node('td', { class: 'key', 'data-testid': 'cell-key' }, node('code', {}, e.key));
+    const attrs = { 'data-testid': 'kv-row', 'data-key': e.key, 'data-rev': String(e.mod_rev) };
+    if (pending) {
+      attrs.class = 'pending';
+      attrs['data-pending'] = 'true';
+      key.append(' ', node('span', { class: 'tag', title: 'changed offline, not sent to the server yet' }, 'not sent'));
+    }
+    return node('tr', attrs,
+      key,
       valueCell(e.value),
       node('td', { class: 'num', 'data-testid': 'cell-rev' }, String(e.mod_rev)),
       node('td', { class: 'num col-version', 'data-testid': 'cell-version' }, String(e.version)),
@@ -213,6 +248,7 @@
 
   // applyEvent applies one change from the stream.
   function applyEvent(ev) {
+    scheduleRefresh();
     if (ev.type === 'put') {
       if (ev.version === 1) setKeys(state.keys + 1);
     } else {
@@ -249,9 +285,10 @@
     return `The server answered ${resp.status} ${resp.statusText}.`.replace(' .', '.');
   }
 
-  // loadPage shows the page of keys after the cursor and returns the
-  // listing. Events arriving meanwhile are applied after it, if newer.
-  async function loadPage(after) {
+  // loadServerPage shows the server's page of keys after the cursor and
+  // returns the listing. Events arriving meanwhile are applied after it, if
+  // newer.
+  async function loadServerPage(after) {
     const q = new URLSearchParams({ limit: String(state.limit) });
     if (state.prefix) q.set('prefix', state.prefix);
     if (after) q.set('after', after);
@@ -260,11 +297,15 @@
       const resp = await fetch(`/v1/kv?${q}`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
       if (!resp.ok) throw new Error(await problemText(resp));
       const page = await resp.json();
+      if (off.mode === 'offline') { // went offline meanwhile: the copy's page stays
+        state.loading = null;
+        return page;
+      }
       state.after = after || '';
       state.more = Boolean(page.more);
       state.next = page.next || '';
       el.rows.replaceChildren(...page.entries.map(buildRow));
-      const queued = state.loading;
+      const queued = state.loading || [];
       state.loading = null;
       for (const ev of queued) if (ev.rev > page.rev) showEvent(ev);
       updateEmpty();
@@ -314,6 +355,11 @@
       el.key.focus();
       return;
     }
+    if (off.mode === 'offline') {
+      await writeLocal(kind, key);
+      return;
+    }
+    let unreachable = false;
     let url = `/v1/kv/${encodeURIComponent(key)}`;
     const init = { method: kind === 'put' ? 'PUT' : 'DELETE', headers: { Accept: 'application/json' } };
     if (kind === 'put') {
@@ -340,9 +386,17 @@
         removeRow(key, body.rev);
       }
     } catch (err) {
+      unreachable = true;
       showError(`Could not reach the server: ${err.message}`);
     } finally {
       setBusy(false);
+    }
+    // The server went away: the write goes to the offline copy instead. (If
+    // the server did store it and only the answer was lost, sync finds the
+    // server holding the same value and settles it.)
+    if (unreachable && off.db) {
+      goOffline('unreachable');
+      await writeLocal(kind, key);
     }
   }
 
@@ -355,7 +409,12 @@
   // ---- search and paging.
   async function go(after, back) {
     try {
-      await loadPage(after);
+      if (off.mode === 'offline') {
+        state.after = after || '';
+        renderLocal();
+      } else {
+        await loadServerPage(after);
+      }
       state.back = back;
       updatePager();
     } catch (err) {
@@ -390,6 +449,11 @@
     const key = details.closest('tr').dataset.key;
     pre.removeAttribute('data-load');
     pre.textContent = 'Loading…';
+    if (off.mode === 'offline' && off.db) {
+      const e = off.db.get(key);
+      pre.textContent = e ? e.value : 'The key is not in the offline copy.';
+      return;
+    }
     try {
       const resp = await fetch(`/v1/kv/${encodeURIComponent(key)}`, { cache: 'no-store' });
       if (!resp.ok) throw new Error(await problemText(resp));
@@ -422,7 +486,7 @@
 
   function connect() {
     clearTimeout(timer);
-    if (sock) return;
+    if (sock || off.manual) return;
     setConn('connecting', 'connecting…');
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${scheme}//${location.host}/v1/watch?since=${state.rev}`);
@@ -441,10 +505,12 @@
           return;
         }
         if (first && attempt > 0) refreshStatus();
+        const wasFirst = first;
         first = false;
         attempt = 0;
         setConn('live', 'live');
         if (m.rev > state.rev) setRev(m.rev);
+        if (wasFirst) afterLive();
       } else if (m.type === 'events') {
         for (const ev of m.events) applyEvent(ev);
         setRev(m.rev);
@@ -456,6 +522,9 @@
     ws.onclose = (e) => {
       if (ws !== sock) return;
       sock = null;
+      // Never live: the server cannot be reached. Work on the copy until
+      // a retry gets through.
+      if (first && !resync) goOffline('unreachable');
       if (resync || e.code === CLOSE_COMPACTED || e.code === CLOSE_LAGGED) {
         resync = true;
         reload();
@@ -465,7 +534,16 @@
     };
   }
 
+  // closeStream stops watching (offline by hand).
+  function closeStream() {
+    clearTimeout(timer);
+    const ws = sock;
+    sock = null;
+    if (ws) ws.close();
+  }
+
   function retry() {
+    if (off.manual) return;
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt) * (0.5 + Math.random() / 2);
     attempt++;
     setConn('reconnecting', `reconnecting in ${Math.max(1, Math.round(delay / 1000))}s…`);
@@ -476,17 +554,416 @@
   async function reload() {
     setConn('resyncing', 'resyncing…');
     try {
-      const page = await loadPage(state.after);
+      const page = await loadServerPage(state.after);
       setRev(page.rev);
       resync = false;
       await refreshStatus();
       connect();
-    } catch (_) {
+    } catch (err) {
+      if (err instanceof TypeError) goOffline('unreachable');
       retry(); // resync stays set: reload again on the next close
     }
   }
 
-  window.addEventListener('online', () => { if (!sock) { attempt = 0; connect(); } });
+  // ---- the offline copy.
+  const off = {
+    db: null, // the copy (offline.js) once open
+    mode: 'online', // where reads and writes go: 'online' (the API) or 'offline' (the copy)
+    manual: readPref(), // offline by hand ("Work offline")
+    chain: Promise.resolve(), // work between the server and the copy, one at a time
+    conflicts: new Map(), // key -> {key, mine, server} from the last sync
+    notices: new Map(), // id -> text shown in the notice panel
+    refreshTimer: 0,
+    lastRefresh: 0,
+    renderTimer: 0,
+  };
+
+  function readPref() {
+    try { return localStorage.getItem(PREF_OFFLINE) === '1'; } catch (_) { return false; }
+  }
+
+  function savePref(on) {
+    try {
+      if (on) localStorage.setItem(PREF_OFFLINE, '1');
+      else localStorage.removeItem(PREF_OFFLINE);
+    } catch (_) { /* storage full or disabled: the choice lasts this page only */ }
+  }
+
+  // serial runs fn after the work queued before it: a sync, a refresh and
+  // a conflict resolution never interleave, so an older export can never
+  // be loaded over a newer one.
+  function serial(fn) {
+    const p = off.chain.then(() => fn());
+    off.chain = p.catch(() => {});
+    return p;
+  }
+
+  function pendingCount() {
+    if (!off.db) return 0;
+    try { return off.db.pending().length; } catch (_) { return 0; }
+  }
+
+  function plural(n, word) { return `${n} ${word}${n === 1 ? '' : 's'}`; }
+
+  // updateBadge shows where reads and writes go and what waits to be sent.
+  function updateBadge() {
+    const n = pendingCount();
+    let text = off.mode;
+    if (n > 0) text += ` · ${plural(n, 'change')} waiting`;
+    if (!off.db && off.mode === 'offline') text += ' · no offline copy';
+    el.badge.textContent = text;
+    el.badge.dataset.state = off.mode;
+    el.badge.dataset.pending = String(n);
+    if (off.db) {
+      try { el.badge.dataset.copyRev = String(off.db.status().server_rev); } catch (_) { /* keep the last */ }
+    }
+    el.syncBtn.hidden = n === 0;
+    el.toggle.checked = off.manual;
+  }
+
+  // ---- notices: storage full, damaged data set aside, failed refreshes.
+  function setNotice(id, text) {
+    off.notices.set(id, text);
+    renderNotices();
+  }
+
+  function clearNotice(id) {
+    if (off.notices.delete(id)) renderNotices();
+  }
+
+  function renderNotices() {
+    el.notice.replaceChildren(...[...off.notices].map(([id, text]) => node('p', { 'data-notice': id }, text)));
+    el.notice.hidden = off.notices.size === 0;
+  }
+
+  function kib(units) { return sizeText(2 * units); } // localStorage keeps 2 bytes a unit
+
+  function quotaNotice(e) {
+    const u = e.usage || {};
+    setNotice('quota', `Browser storage is full: ${e.what ? `${e.what} was not saved` : 'a change was not saved'}. ` +
+      `The offline copy uses ${kib(u.units || 0)}, other data of this site ${kib(u.other_units || 0)}. ` +
+      'Everything saved before is kept; free some room (or go online) and write again.');
+  }
+
+  // reportRecovery says what opening the copy found damaged and set aside.
+  function reportRecovery() {
+    let st;
+    try { st = off.db.status(); } catch (e) { return; }
+    const aside = (st.recovery && st.recovery.set_aside) || [];
+    if (aside.length > 0) {
+      const items = aside.map((a) => `${a.key}${a.moved_to ? ` (moved to ${a.moved_to})` : ' (left in place)'}: ${a.reason}`);
+      setNotice('recovery', `Damaged data in this browser's offline copy was set aside, not deleted: ${items.join('; ')}. ` +
+        'The copy opened without it.');
+    }
+    if (!off.db.persistent) {
+      setNotice('memory', 'This browser does not let the page keep data: the offline copy lasts only as long as this page.');
+    }
+  }
+
+  // handleBackground reports a failed sync or refresh; a lost connection
+  // is left to the stream, which notices it too.
+  function handleBackground(err, what) {
+    if (err instanceof TypeError) return;
+    if (err && err.code === 'quota') {
+      quotaNotice(err);
+      return;
+    }
+    setNotice(what, `${what === 'sync' ? 'The changes made offline could not be sent' : 'The offline copy could not be brought up to date'}: ` +
+      `${err.message}. Nothing was lost; it is tried again later.`);
+  }
+
+  // ---- switching between the server and the copy.
+  function goOffline(reason) {
+    if (reason === 'manual') setConn('offline', 'offline (by hand)');
+    if (off.mode === 'offline') return;
+    off.mode = 'offline';
+    clearTimeout(off.refreshTimer);
+    off.refreshTimer = 0;
+    state.removed.clear();
+    state.loading = null;
+    updateBadge();
+    renderLocal();
+  }
+
+  // afterLive runs when the stream is live: back online, the waiting
+  // changes are sent (or the copy refreshed), then the page is shown from
+  // the server again.
+  function afterLive() {
+    const wasOffline = off.mode === 'offline';
+    off.mode = 'online';
+    updateBadge();
+    const work = off.db ? serial(async () => {
+      if (off.mode !== 'online') return;
+      if (pendingCount() > 0) await syncNow();
+      else await refreshCopy();
+    }) : Promise.resolve();
+    work.catch((err) => handleBackground(err, 'sync')).finally(() => {
+      updateBadge();
+      if (wasOffline && off.mode === 'online') {
+        loadServerPage(state.after).then(refreshStatus).catch(() => { /* the stream retries */ });
+      }
+    });
+  }
+
+  async function workOffline() {
+    off.manual = true;
+    savePref(true);
+    if (off.mode === 'online' && off.db) {
+      // Bring the copy up to date while the server can still be reached.
+      el.toggle.disabled = true;
+      try {
+        await serial(refreshCopy);
+      } catch (err) {
+        handleBackground(err, 'refresh');
+      } finally {
+        el.toggle.disabled = false;
+      }
+    }
+    if (!off.manual) return; // unticked meanwhile
+    closeStream();
+    goOffline('manual');
+  }
+
+  function workOnline() {
+    off.manual = false;
+    savePref(false);
+    attempt = 0;
+    resync = false;
+    connect();
+  }
+
+  // ---- the copy and the server.
+  // refreshCopy loads the server's export into the copy (pending changes
+  // stay, played over it), unless the copy holds that revision already.
+  async function refreshCopy() {
+    if (!off.db || off.mode !== 'online') return;
+    if (off.db.status().server_rev === state.rev && state.rev > 0) return;
+    const resp = await fetch('/v1/export', { cache: 'no-store' });
+    if (!resp.ok) throw new Error(`GET /v1/export: ${await problemText(resp)}`);
+    await off.db.rebase(await resp.text());
+    off.lastRefresh = Date.now();
+    clearNotice('refresh');
+    updateBadge();
+  }
+
+  function scheduleRefresh() {
+    if (!off.db || off.mode !== 'online' || off.refreshTimer) return;
+    const wait = Math.max(REFRESH_DEBOUNCE_MS, off.lastRefresh + REFRESH_MIN_MS - Date.now());
+    off.refreshTimer = setTimeout(() => {
+      off.refreshTimer = 0;
+      serial(refreshCopy).catch((err) => handleBackground(err, 'refresh'));
+    }, wait);
+  }
+
+  // syncNow sends the waiting changes (db.sync: If-Match with the revision
+  // each was based on) and shows the conflicts. Call it through serial.
+  async function syncNow() {
+    const n = pendingCount();
+    const res = await off.db.sync();
+    off.lastRefresh = Date.now();
+    off.conflicts = new Map(res.conflicts.map((c) => [c.key, c]));
+    renderConflicts();
+    clearNotice('sync');
+    clearNotice('quota');
+    if (n > 0) {
+      const parts = [`Sent ${plural(res.sent, 'change')} made offline to the server.`];
+      if (res.conflicts.length > 0) parts.push(`${plural(res.conflicts.length, 'key')} changed on the server meanwhile: see Conflicts.`);
+      showStatus(parts.join(' '));
+    }
+    updateBadge();
+    return res;
+  }
+
+  // ---- conflicts, side by side.
+  function sideValue(op, value) {
+    return op === 'delete' || value === null
+      ? node('p', { class: 'deleted' }, 'deleted')
+      : node('pre', { class: 'cvalue', 'data-testid': 'conflict-value' }, value);
+  }
+
+  function conflictItem(c) {
+    const mine = node('button', { type: 'button', 'data-choice': 'mine' }, 'Keep mine');
+    const theirs = node('button', { type: 'button', 'data-choice': 'server' }, "Keep the server's");
+    const item = node('div', { class: 'conflict', 'data-testid': 'conflict', 'data-key': c.key },
+      node('h3', {}, node('code', {}, c.key)),
+      node('div', { class: 'sides' },
+        node('div', { class: 'side', 'data-testid': 'conflict-mine' },
+          node('h4', {}, c.mine.base_rev > 0 ? `Mine (offline, based on revision ${c.mine.base_rev})` : 'Mine (offline, new key)'),
+          sideValue(c.mine.op, c.mine.value)),
+        node('div', { class: 'side', 'data-testid': 'conflict-server' },
+          node('h4', {}, c.server ? `The server's (revision ${c.server.rev})` : "The server's"),
+          sideValue(c.server ? 'put' : 'delete', c.server ? c.server.value : null))),
+      node('div', { class: 'actions' }, mine, theirs));
+    for (const b of [mine, theirs]) {
+      b.addEventListener('click', () => resolveConflict(c.key, b.dataset.choice, item));
+    }
+    return item;
+  }
+
+  function renderConflicts() {
+    el.conflictList.replaceChildren(...[...off.conflicts.values()].map(conflictItem));
+    el.conflicts.hidden = off.conflicts.size === 0;
+  }
+
+  async function resolveConflict(key, choice, item) {
+    for (const b of item.querySelectorAll('button')) b.disabled = true;
+    try {
+      await serial(() => off.db.resolve(key, choice));
+      off.conflicts.delete(key);
+      showStatus(choice === 'mine' ? `Kept your value of “${key}” and sent it to the server.` : `Kept the server's value of “${key}”.`);
+    } catch (err) {
+      if (err.code === 'conflict') {
+        showError(`“${key}” changed on the server again; compare once more.`);
+        await serial(syncNow).catch((e) => handleBackground(e, 'sync'));
+      } else {
+        showError(`Could not settle “${key}”: ${err.message}`);
+      }
+    } finally {
+      renderConflicts();
+      updateBadge();
+      if (off.mode === 'offline') renderLocal();
+    }
+  }
+
+  // ---- reading and writing the copy.
+  // renderLocal shows the page of keys from the copy.
+  function renderLocal() {
+    if (!off.db || off.mode !== 'offline') return;
+    clearTimeout(off.renderTimer);
+    off.renderTimer = 0;
+    try {
+      const page = off.db.list(state.prefix, state.after, state.limit);
+      const pending = new Set(off.db.pending().map((p) => p.key));
+      state.more = Boolean(page.more);
+      state.next = page.more && page.entries.length ? page.entries[page.entries.length - 1].key : '';
+      el.rows.replaceChildren(...page.entries.map((e) => buildRow(e, pending.has(e.key))));
+      setKeys(off.db.status().keys);
+      updateEmpty();
+      updatePager();
+      history.replaceState(null, '', pageHref(state.after));
+    } catch (err) {
+      showError(`Could not read the offline copy: ${err.message}`);
+    }
+  }
+
+  // scheduleRender re-lists the page once per burst of changes to the copy.
+  function scheduleRender() {
+    if (!off.renderTimer) off.renderTimer = setTimeout(renderLocal, 30);
+  }
+
+  // parseTTL reads a TTL as the server does: seconds, or a Go duration
+  // such as 1h30m; it returns seconds.
+  function parseTTL(text) {
+    if (text === '') return 0;
+    if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
+    const unit = { ns: 1e-9, us: 1e-6, 'µs': 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+    const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
+    let total = 0;
+    let m;
+    while (re.lastIndex < text.length && (m = re.exec(text))) total += Number(m[1]) * unit[m[2]];
+    if (re.lastIndex !== text.length || total <= 0) {
+      throw new Error(`The TTL “${text}” is not a duration such as 30s, 5m or 1h30m.`);
+    }
+    return total;
+  }
+
+  function localErrorText(err, key) {
+    switch (err.code) {
+      case 'quota': return err.message.charAt(0).toUpperCase() + err.message.slice(1); // "Not saved: put …
+      case 'conflict': return `“${key}” exists already in the offline copy (Only if new).`;
+      case 'not_found': return `The key “${key}” does not exist in the offline copy.`;
+      default: return err.message;
+    }
+  }
+
+  async function writeLocal(kind, key) {
+    if (!off.db) {
+      showError('The server cannot be reached and the offline copy is not available, so nothing was saved.');
+      return;
+    }
+    setBusy(true);
+    try {
+      if (kind === 'put') {
+        const ttl = parseTTL(el.ttl.value.trim());
+        await off.db.put(key, el.value.value, { ttl, ifRev: el.create.checked ? -1 : 0 });
+        showStatus(`Stored “${key}” in the offline copy; it is sent when the server is back.`);
+      } else {
+        await off.db.delete(key);
+        showStatus(`Deleted “${key}” in the offline copy; it is sent when the server is back.`);
+      }
+      clearNotice('quota');
+    } catch (err) {
+      showError(localErrorText(err, key));
+      if (err.code === 'quota') quotaNotice(err);
+    } finally {
+      setBusy(false);
+      updateBadge();
+      renderLocal();
+    }
+  }
+
+  // openCopy loads the WebAssembly engine and opens the copy. The page
+  // works without it (online only), saying why.
+  async function openCopy() {
+    try {
+      if (!window.PyKVOffline) throw new Error('offline.js did not load');
+      off.db = await window.PyKVOffline.open({ name: COPY_NAME });
+    } catch (err) {
+      main.dataset.copy = 'failed';
+      setNotice('open', `The offline copy is not available (${err.message}); the dashboard works only while the server can be reached.`);
+      updateBadge();
+      return;
+    }
+    reportRecovery();
+    off.db.subscribe(() => {
+      updateBadge();
+      if (off.mode === 'offline') scheduleRender();
+    });
+    el.controls.hidden = false;
+    main.dataset.copy = 'ready';
+    updateBadge();
+    if (off.mode === 'offline') renderLocal();
+    else if (el.conn.dataset.state === 'live') afterLive();
+  }
+
+  el.toggle.addEventListener('change', () => {
+    if (el.toggle.checked) workOffline();
+    else workOnline();
+  });
+
+  // "Sync now": online, send at once; offline, try the server now (the
+  // changes are sent as soon as the stream is live).
+  el.syncBtn.addEventListener('click', () => {
+    if (off.mode === 'online') {
+      serial(syncNow).catch((err) => handleBackground(err, 'sync')).finally(updateBadge);
+    } else if (off.manual) {
+      workOnline();
+    } else {
+      attempt = 0;
+      connect();
+    }
+  });
+
+  function registerServiceWorker() {
+    if (!('serviceWorker' in navigator)) return;
+    const base = main.dataset.static || '/static/';
+    navigator.serviceWorker.register(`${base}sw.js`, { scope: '/' })
+      .then(() => navigator.serviceWorker.ready)
+      .then(() => { main.dataset.serviceWorker = 'ready'; })
+      .catch((err) => { console.warn('PyKV: no service worker, the page needs the server to open:', err); });
+  }
+
+  window.addEventListener('online', () => { if (!sock && !off.manual) { attempt = 0; connect(); } });
+  window.addEventListener('offline', () => {
+    closeStream();
+    goOffline('unreachable');
+    setConn('offline', 'offline');
+  });
+  el.prefix.value = state.prefix;
   updatePager();
-  connect();
+  updateBadge();
+  registerServiceWorker();
+  openCopy();
+  if (off.manual) goOffline('manual');
+  else connect();
 }());

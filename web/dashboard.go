@@ -31,9 +31,12 @@ const (
 
 // dashboardCSP is the Content-Security-Policy of the page: scripts, styles
 // and connections from this origin only, nothing inline. connect-src 'self'
-// covers the same-origin websocket in current browsers.
-const dashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
-	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+// covers the same-origin websocket in current browsers. 'wasm-unsafe-eval'
+// lets the page compile the offline copy (static/wasm/pykv.wasm, itself from
+// 'self'); it allows WebAssembly only, not eval. worker-src 'self' allows
+// the service worker (static/sw.js) that keeps the page usable offline.
+const dashboardCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; worker-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // DashboardStatus is what the dashboard's header shows besides the store's
 // own figures.

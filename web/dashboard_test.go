@@ -151,6 +151,15 @@ func TestDashboard_Page(t *testing.T) {
 		if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("Content-Security-Policy = %q, want script-src 'self' and nothing inline", csp)
 		}
+		// The offline copy: WebAssembly (not eval) and the service worker.
+		for _, want := range []string{"'wasm-unsafe-eval'", "worker-src 'self'"} {
+			if !strings.Contains(csp, want) {
+				t.Errorf("Content-Security-Policy = %q, want %s", csp, want)
+			}
+		}
+		if strings.Contains(csp, "'unsafe-eval'") {
+			t.Errorf("Content-Security-Policy = %q allows eval", csp)
+		}
 	})
 
 	t.Run("nothing inline", func(t *testing.T) {

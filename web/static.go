@@ -13,6 +13,11 @@ import (
 	"time"
 )
 
+// serviceWorkerFile is the dashboard's service worker (static/sw.js): it is
+// sent with Service-Worker-Allowed: / so that it may control the whole
+// origin, the dashboard at / included, without a route of its own.
+const serviceWorkerFile = "sw.js"
+
 // staticHandler serves the files of Options.Static under /static/: no
 // directory listings, and a problem answer for a missing file. A file with a
 // precompressed NAME.gz beside it (the WebAssembly build: 4.5 MB, 1.2 MB
@@ -60,6 +65,10 @@ func (s *server) staticHandler() http.Handler {
 		// no-cache: revalidated each time, so a new binary's assets are
 		// picked up at once.
 		w.Header().Set("Cache-Control", "no-cache")
+		if name == serviceWorkerFile {
+			// Served under /static/ but controls the dashboard at /.
+			w.Header().Set("Service-Worker-Allowed", "/")
+		}
 		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
 	})
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"io/fs"
 	"net/http"
+	"strings"
 	"testing"
 	"testing/fstest"
 
+	"github.com/pykv/pykv/static"
 	"github.com/pykv/pykv/web"
 )
 
@@ -58,5 +61,29 @@ func TestStatic_Precompressed(t *testing.T) {
 	r = get("/static/app.js", "gzip", "")
 	if r.Header.Get("Content-Encoding") != "" || string(r.Body) != "console.log(1)" {
 		t.Fatalf("a file without .gz: encoding %q, body %q", r.Header.Get("Content-Encoding"), r.Body)
+	}
+}
+
+// TestStatic_ServiceWorker: the dashboard's service worker is in the binary
+// and is sent with Service-Worker-Allowed: /, so that, served under
+// /static/, it may control the dashboard at /; other files are not.
+func TestStatic_ServiceWorker(t *testing.T) {
+	sw, err := fs.ReadFile(static.FS, "sw.js")
+	if err != nil || len(sw) == 0 {
+		t.Fatalf("static.FS lacks sw.js: %v", err)
+	}
+	srv := mustOpenServer(t, func(o *web.Options) { o.Static = static.FS })
+	for path, want := range map[string]string{"/static/sw.js": "/", "/static/dashboard.js": ""} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		r := srv.send(req)
+		if r.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: status %d", path, r.StatusCode)
+		}
+		if got := r.Header.Get("Service-Worker-Allowed"); got != want {
+			t.Errorf("GET %s: Service-Worker-Allowed = %q, want %q", path, got, want)
+		}
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
+			t.Errorf("GET %s: Content-Type = %q; a service worker must be JavaScript", path, ct)
+		}
 	}
 }
