@@ -11,6 +11,7 @@ type request struct {
 	expire     []expiryItem          // internal: keys whose TTL ran out
 	checkpoint func(rev int64) error // internal: see Checkpoint
 	entries    []*Entry              // checkpoint's result
+	removed    int                   // expire's result: keys removed
 	res        TxnResult
 	err        error
 	done       chan struct{}
@@ -115,7 +116,8 @@ func (s *Store) commit(group []*request) {
 			close(r.done)
 			continue
 		case r.expire != nil:
-			cmd = s.resolveExpiry(r.expire, now, rev+1)
+			cmd = s.resolveExpiry(r.expire, now, &v, rev+1)
+			r.removed = len(cmd.Changes)
 		default:
 			var err error
 			cmd, r.res, err = s.resolve(r.ops, now, &v, rev+1, nil, nil)
@@ -171,13 +173,19 @@ func (s *Store) Checkpoint(fn func(rev int64) error) (int64, []*Entry, error) {
 }
 
 // resolveExpiry builds the command that removes the keys in items that are
-// still due: a key rewritten since it was found has a new expiry (or none)
-// and is left alone.
-func (s *Store) resolveExpiry(items []expiryItem, now, rev int64) Command {
+// still due, as v sees them: a key rewritten since it was found (also by a
+// write earlier in the same commit group) has a new expiry, or none, or is
+// gone, and is left alone. It records the removals in v.
+func (s *Store) resolveExpiry(items []expiryItem, now int64, v *view, rev int64) Command {
 	cmd := Command{Rev: rev, resolved: true}
 	for _, it := range items {
-		if e := s.m[it.key]; e != nil && e.ExpiresAt == it.at && e.expired(now) {
+		if e := v.get(it.key); e != nil && e.ExpiresAt == it.at && e.expired(now) {
 			cmd.Changes = append(cmd.Changes, Change{Op: OpExpire, Key: it.key})
+		}
+	}
+	if len(cmd.Changes) > 0 && v.overlay != nil {
+		for _, ch := range cmd.Changes {
+			v.overlay[ch.Key] = nil
 		}
 	}
 	return cmd
@@ -237,14 +245,18 @@ func (s *Store) expireItems(due []expiryItem, now int64) (int, error) {
 		if err := s.submit(r); err != nil {
 			return 0, err
 		}
-		return len(due), r.err
+		if r.err != nil {
+			return 0, r.err
+		}
+		return r.removed, nil
 	}
 	s.lockWriter()
 	defer s.unlockWriter()
 	if s.closed.Load() {
 		return 0, ErrClosed
 	}
-	cmd := s.resolveExpiry(due, now, s.rev+1)
+	v := view{s: s}
+	cmd := s.resolveExpiry(due, now, &v, s.rev+1)
 	if len(cmd.Changes) == 0 {
 		return 0, nil
 	}

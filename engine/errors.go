@@ -19,7 +19,8 @@ var (
 	ErrValueTooLarge = errors.New("value too large")
 	// ErrInvalidUTF8: keys and values must be valid UTF-8 text.
 	ErrInvalidUTF8 = errors.New("not valid UTF-8")
-	// ErrBadTTL: a TTL must be positive (zero means no expiry).
+	// ErrBadTTL: a TTL or expiry time must not be negative (zero means no
+	// expiry), and an operation takes one or the other, not both.
 	ErrBadTTL = errors.New("ttl must not be negative")
 	// ErrBadOp: an operation type other than put or delete was asked for.
 	ErrBadOp = errors.New("unknown operation")

@@ -102,13 +102,15 @@ type Watcher struct {
 // Watch returns a watcher of the changes after revision since to keys that
 // start with prefix. since may be the store's current revision (only new
 // changes) or any older revision the feed still holds; older ones give
-// ErrCompacted. A since beyond the current revision waits for it.
+// ErrCompacted. A since beyond the current revision counts as the current
+// revision.
 func (s *Store) Watch(since int64, prefix string) (*Watcher, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
+	since = min(since, s.rev)
 	if since < s.feed.compacted {
 		return nil, ErrCompacted
 	}

@@ -248,6 +248,9 @@ type Op struct {
 	Key   string
 	Value string        // puts only
 	TTL   time.Duration // puts only; 0 means no expiry
+	// ExpiresAt, for puts instead of TTL, is an absolute expiry time in
+	// Unix milliseconds (an import keeps the times it was given).
+	ExpiresAt int64
 	// IfRev, when not 0, makes the operation conditional: the key's
 	// current ModRev must equal IfRev, or with IfRev == Absent the key must
 	// not exist.
@@ -456,7 +459,7 @@ func (s *Store) validate(i int, op *Op) error {
 		err = ErrValueTooLarge
 	case op.Type == OpPut && !utf8.ValidString(op.Value):
 		err = ErrInvalidUTF8
-	case op.TTL < 0:
+	case op.TTL < 0 || op.ExpiresAt < 0 || (op.TTL != 0 && op.ExpiresAt != 0):
 		err = ErrBadTTL
 	default:
 		return nil
@@ -543,7 +546,10 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 		switch op.Type {
 		case OpPut:
 			ch = Change{Op: OpPut, Key: op.Key, Value: op.Value}
-			if op.TTL > 0 {
+			switch {
+			case op.ExpiresAt != 0:
+				ch.ExpiresAt = op.ExpiresAt
+			case op.TTL > 0:
 				ch.ExpiresAt = now + (op.TTL + time.Millisecond - 1).Milliseconds()
 			}
 		case OpDelete:

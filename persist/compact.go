@@ -34,7 +34,17 @@ func (db *DB) compactLoop() {
 		case <-db.stop:
 			return
 		case <-db.kick:
-			if err := db.Compact(); err != nil && !errors.Is(err, engine.ErrClosed) {
+			err := db.Compact()
+			// Writes during the compaction kicked again while the old
+			// segments still counted; look afresh now they are gone.
+			select {
+			case <-db.kick:
+			default:
+			}
+			if err == nil {
+				db.maybeCompact()
+			}
+			if err != nil && !errors.Is(err, engine.ErrClosed) {
 				db.logger.Error("compaction failed; the log keeps growing until one succeeds", "err", err)
 				// Wait before trying again: each attempt starts a segment.
 				select {

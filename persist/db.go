@@ -147,6 +147,7 @@ func Open(dir string, opts Options) (*DB, error) {
 type plan struct {
 	segments []string // log segments, oldest first
 	firsts   []int64  // their first revisions
+	sizes    []int64  // their sizes
 	stale    []string // leftovers to remove once open succeeded
 }
 
@@ -158,8 +159,13 @@ func (db *DB) scan() (plan, error) {
 	}
 	for _, n := range names { // ReadDir sorts, and the names sort by revision
 		if first, ok := parseSegName(n); ok {
+			size, err := db.fileSize(n)
+			if err != nil {
+				return p, err
+			}
 			p.segments = append(p.segments, n)
 			p.firsts = append(p.firsts, first)
+			p.sizes = append(p.sizes, size)
 		} else if n == snapshotTemp {
 			p.stale = append(p.stale, n)
 		}
@@ -180,15 +186,24 @@ func (db *DB) recover() error {
 		}
 		var lastSize, olderSize int64
 		var truncate func() error // the one change recovery may make: cutting a torn tail
+		// A torn tail may end the last segment holding anything: empty
+		// segments after it are new ones a crash caught before their first
+		// write (or a rotation whose undo did not reach the disk).
+		tornOK := len(p.segments) - 1
+		for tornOK > 0 && p.sizes[tornOK] == 0 {
+			tornOK--
+		}
 		for i, name := range p.segments {
-			last := i == len(p.segments)-1
-			size, cut, err := db.replay(l, name, p.firsts[i], last)
+			size, cut, err := db.replay(l, name, p.firsts[i], i == tornOK)
 			if err != nil {
 				return err
 			}
+			if cut != nil {
+				truncate = cut
+			}
 			switch {
-			case last:
-				lastSize, truncate = size, cut
+			case i == len(p.segments)-1:
+				lastSize = size
 			case p.firsts[i+1] <= db.recovery.SnapshotRev+1:
 				// Wholly covered by the snapshot: a compaction stopped
 				// before removing it.
@@ -404,4 +419,14 @@ func (db *DB) Close() error {
 		}
 	})
 	return db.closeErr
+}
+
+// fileSize returns the size of a file in the data folder.
+func (db *DB) fileSize(name string) (int64, error) {
+	f, err := db.fs.OpenFile(filepath.Join(db.dir, name), os.O_RDONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", name, err)
+	}
+	defer f.Close()
+	return f.Size()
 }

@@ -133,6 +133,7 @@ func (l *Log) Append(cmds []engine.Command) error {
 				l.failed = fmt.Errorf("%w: %v; cutting the partial record failed: %v", ErrFailed, werr, terr)
 				return l.failed
 			}
+			l.dirty = true // the cut reaches the disk with the next fsync
 		}
 		return werr
 	}
@@ -195,13 +196,20 @@ func (l *Log) rotate(firstRev int64) error {
 		return err
 	}
 	name := segName(firstRev)
+	if name == l.name && l.size == 0 {
+		return nil // nothing written since the last rotation: already there
+	}
 	f, err := l.fs.OpenFile(filepath.Join(l.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("create log %s: %w", name, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
+		// Writes go on in the current segment. The new one is removed,
+		// but if the removal does not reach the disk either, recovery
+		// finds an empty segment after the current one, which it allows.
 		f.Close()
 		l.fs.Remove(filepath.Join(l.dir, name))
+		l.fs.SyncDir(l.dir)
 		return fmt.Errorf("sync folder for log %s: %w", name, err)
 	}
 	l.f.Close() // already fsynced; a close error loses nothing

@@ -130,7 +130,10 @@ func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, 
 	if hdr.Rev < 0 || hdr.Count < 0 {
 		return corrupt(0, fmt.Errorf("%w: negative rev or count", ErrMalformed))
 	}
-	entries = make([]engine.Entry, 0, min(hdr.Count, 1<<24))
+	// The header's count is not checked yet (the checksum comes last), so
+	// it only hints the first allocation: a forged count of billions must
+	// not reserve gigabytes.
+	entries = make([]engine.Entry, 0, min(hdr.Count, 1<<16))
 	var scratch []byte
 	for {
 		off := lr.off

@@ -62,14 +62,11 @@ func ImportStore(s *engine.Store, r io.Reader) (ImportResult, error) {
 	now := time.Now().UnixMilli()
 	ops := make([]engine.Op, 0, len(entries))
 	for _, e := range entries {
-		op := engine.Op{Type: engine.OpPut, Key: e.Key, Value: e.Value}
-		if e.ExpiresAt != 0 {
-			if e.ExpiresAt <= now {
-				continue
-			}
-			op.TTL = time.Duration(e.ExpiresAt-now) * time.Millisecond
+		if e.ExpiresAt != 0 && e.ExpiresAt <= now {
+			continue // expired already
 		}
-		ops = append(ops, op)
+		// Expiry times are kept as they are, not turned into TTLs.
+		ops = append(ops, engine.Op{Type: engine.OpPut, Key: e.Key, Value: e.Value, ExpiresAt: e.ExpiresAt})
 	}
 	if len(ops) == 0 {
 		return res, nil
@@ -100,6 +97,9 @@ func ReadImport(r io.Reader) (format string, entries []engine.Entry, err error) 
 		return "", nil, fmt.Errorf("%w: want a JSON object", ErrBadImport)
 	}
 	if bytes.HasPrefix(data, []byte(`{"format":"`+SnapshotFormat+`"`)) && bytes.Contains(data, []byte(`,"crc":"`)) {
+		// Blank lines or spaces after the document (an editor's doing)
+		// are not damage.
+		data = append(bytes.TrimRight(data, " \t\r\n"), '\n')
 		_, entries, err := ReadSnapshot(bytes.NewReader(data), "import")
 		if err != nil {
 			return "", nil, fmt.Errorf("%w: %w", ErrBadImport, err)

@@ -165,7 +165,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	closeUnused := trackUnusedConns(srv)
+	// Shutdown runs this once it has closed the listener.
+	srv.RegisterOnShutdown(trackUnusedConns(srv))
 
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "PyKV serving %s (data in %s, fsync %s)\n  dashboard  %s/\n  API docs   %s/docs\n",
@@ -186,7 +187,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	var shutErr error
-	closeUnused()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("requests still running at the shutdown timeout were cut off", "err", err)
 		_ = srv.Close()
@@ -214,8 +214,10 @@ func isLoopback(host string) bool {
 // five seconds for such connections, which clients open ahead of need
 // (Go's transport dials a spare one when a request waits for a
 // connection); closing them at once lets a shutdown finish as soon as the
-// requests in flight do. The listener is closed by then, so no connection
-// can become new after the call.
+// requests in flight do. Registered with RegisterOnShutdown, it runs after
+// the listener is closed, so no connection can become new after it. A
+// request a client had sent on such a connection, unread yet, is then
+// refused with the connection; it was not applied.
 func trackUnusedConns(srv *http.Server) (closeUnused func()) {
 	var mu sync.Mutex
 	unused := map[net.Conn]bool{}

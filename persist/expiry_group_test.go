@@ -45,7 +45,7 @@ func (f syncGateFile) Sync() error {
 // Review: a put of an expired key and the background expiry of that key in
 // the same committer group write an "expire" of a missing key to the log;
 // the DB then refuses to open.
-func TestReview_DB_ExpiryGroupMakesLogUnopenable(t *testing.T) {
+func TestDB_ExpiryInCommitGroupReopens(t *testing.T) {
 	d := t.TempDir()
 	ms := atomic.Int64{}
 	ms.Store(1_700_000_000_000)

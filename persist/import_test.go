@@ -1,0 +1,50 @@
+package persist_test
+
+import (
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist"
+)
+
+// Review: ReadSnapshot preallocates min(count, 1<<24) entries from the
+// unchecked header, so a ~100-byte import body (or a flipped digit in a
+// snapshot header) allocates 1 GiB before the checksum is even looked at.
+func TestReadImport_HugeCountDoesNotAllocate(t *testing.T) {
+	body := `{"format":"pykv.snapshot","version":1,"rev":1,"count":16777216,"entries":[` + "\n" + `],"crc":"00000000"}`
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, _, err := persist.ReadImport(strings.NewReader(body))
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("import accepted")
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
+		t.Errorf("a %d-byte import allocated %d MiB before being refused (%v)", len(body), d>>20, err)
+	}
+}
+
+// Review: ImportStore turns expires_at into a TTL with
+// time.Duration(ms)*time.Millisecond, which overflows for expiry times more
+// than ~292 years ahead: the key is silently given another expiry, or the
+// whole import is refused with "ttl must not be negative".
+func TestImport_FarExpiry(t *testing.T) {
+	for _, at := range []int64{99_999_999_999_999, 20_000_000_000_000} {
+		s := engine.New(engine.Options{ExpireInterval: time.Hour})
+		body := `{"format":"pykv.snapshot","version":1,"rev":1,"count":1,"entries":[{"key":"k","value":"v","create_rev":1,"mod_rev":1,"version":1,"expires_at":` +
+			strconv.FormatInt(at, 10) + `}]}`
+		_, err := persist.ImportStore(s, strings.NewReader(body))
+		e, _ := s.Get("k")
+		s.Close()
+		if err != nil {
+			t.Errorf("expires_at %d: import refused: %v", at, err)
+		} else if e.ExpiresAt != at {
+			t.Errorf("expires_at %d imported as %d (%v)", at, e.ExpiresAt, time.UnixMilli(e.ExpiresAt).UTC())
+		}
+	}
+}
