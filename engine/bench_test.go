@@ -3,9 +3,9 @@ package engine_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/pykv/pykv/engine"
@@ -29,25 +29,20 @@ var (
 	benchValue = strings.Repeat("v", benchValueLen)
 )
 
-// runParallel splits b.N operations over benchWorkers goroutines, each
-// walking the keys from its own random start.
+// runParallel runs op from benchWorkers goroutines (b.RunParallel with the
+// parallelism set for that many on this machine's GOMAXPROCS), each walking
+// the keys from its own random start with a prime stride.
 func runParallel(b *testing.B, op func(key string)) {
 	b.Helper()
-	var next atomic.Int64
-	var wg sync.WaitGroup
+	b.SetParallelism(max(1, benchWorkers/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
-	for w := range benchWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			i := rand.IntN(benchKeys) + w
-			for next.Add(1) <= int64(b.N) {
-				op(benchKeyNames[i%benchKeys])
-				i += 7919 // a prime stride: spread over the keys
-			}
-		}()
-	}
-	wg.Wait()
+	b.RunParallel(func(pb *testing.PB) {
+		i := rand.IntN(benchKeys)
+		for pb.Next() {
+			op(benchKeyNames[i%benchKeys])
+			i += 7919
+		}
+	})
 }
 
 func filledStore(b *testing.B) *engine.Store {
