@@ -36,6 +36,7 @@ func TestDB_Faults(t *testing.T) {
 		faultWorkload(t, m, 0)
 		total = m.ops
 	}
+	t.Logf("failing each of %d file operations in %d ways", total+1, len(kinds))
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {
 			for at := 1; at <= total+1; at++ {
