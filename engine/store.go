@@ -216,6 +216,14 @@ func (s *Store) Len() int {
 // previous page, or "" for the first). more reports whether entries remain.
 // A limit of 0 or less means no limit.
 func (s *Store) List(prefix, after string, limit int) (entries []Entry, more bool) {
+	entries, more, _ = s.ListAt(prefix, after, limit)
+	return entries, more
+}
+
+// ListAt is List that also returns the revision the listing shows: every
+// change up to rev is in it and none after, so a watch from rev continues
+// it exactly.
+func (s *Store) ListAt(prefix, after string, limit int) (entries []Entry, more bool, rev int64) {
 	now := s.nowMs()
 	start := prefix
 	if after >= prefix {
@@ -223,6 +231,7 @@ func (s *Store) List(prefix, after string, limit int) (entries []Entry, more boo
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	rev = s.rev
 	s.index.Ascend(start, func(k string) bool {
 		if !strings.HasPrefix(k, prefix) {
 			return false
@@ -238,7 +247,7 @@ func (s *Store) List(prefix, after string, limit int) (entries []Entry, more boo
 		entries = append(entries, *e)
 		return true
 	})
-	return entries, more
+	return entries, more, rev
 }
 
 // Op is one operation a caller asks for: a put or a delete, optionally

@@ -249,6 +249,9 @@ func TestStore_List(t *testing.T) {
 			t.Errorf("List(%q, %q, %d) = %q, more=%v; want %q, more=%v", tc.prefix, tc.after, tc.limit, keys(got), more, tc.want, tc.more)
 		}
 	}
+	if _, _, rev := s.ListAt("", "", 1); rev != 7 {
+		t.Errorf("ListAt after 7 puts gives revision %d", rev)
+	}
 }
 
 func TestStore_TTL(t *testing.T) {

@@ -144,11 +144,11 @@ type dashboardRow struct {
 
 func (h *dashboardHandler) view(prefix, after string) dashboardView {
 	s := h.deps.Store
-	// The revision is read before listing, so a client that watches from
-	// it sees every change the listing may have missed (and maybe some it
-	// already shows, which it applies again harmlessly).
+	// The listing and its revision are read together: a client that
+	// watches from that revision continues it exactly.
+	entries, more, rev := s.ListAt(prefix, after, h.deps.PageSize)
 	v := dashboardView{
-		Rev:      s.Rev(),
+		Rev:      rev,
 		Keys:     s.Len(),
 		Sync:     "memory",
 		Prefix:   prefix,
@@ -161,7 +161,6 @@ func (h *dashboardHandler) view(prefix, after string) dashboardView {
 			v.Sync = st.Sync
 		}
 	}
-	entries, more := s.List(prefix, after, h.deps.PageSize)
 	v.More = more
 	if more {
 		v.Next = entries[len(entries)-1].Key

@@ -324,8 +324,8 @@ func (s *server) handleKVList(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = min(n, MaxListLimit)
 	}
-	page := listPage{Rev: s.store.Rev()}
-	page.Entries, page.More = s.store.List(q.Get("prefix"), q.Get("after"), limit)
+	var page listPage
+	page.Entries, page.More, page.Rev = s.store.ListAt(q.Get("prefix"), q.Get("after"), limit)
 	if page.Entries == nil {
 		page.Entries = []engine.Entry{}
 	}
