@@ -136,7 +136,7 @@ func (s *server) classify(err error) (p *Problem, internal bool) {
 		p = newProblem(http.StatusInsufficientStorage, "The server's disk is full; the write was not made. Reads keep working.")
 		internal = true
 	case isUnavailable(err):
-		p = newProblem(http.StatusServiceUnavailable, "The store refuses writes after a storage failure; the write was not made. Reads keep working.")
+		p = newProblem(http.StatusServiceUnavailable, "The store refuses writes after a storage failure until the server is restarted; this write was not acknowledged (one that failed while being flushed may still appear after the restart). Reads keep working.")
 		internal = true
 	case errors.Is(err, engine.ErrClosed):
 		p = newProblem(http.StatusServiceUnavailable, "The server is shutting down.")
