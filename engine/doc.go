@@ -16,8 +16,10 @@
 // With a [Journal], a write is made durable before it becomes visible: one
 // goroutine (the committer) gathers the writes that arrive while the previous
 // group is being written, hands them to the journal as one group, and applies
-// them to memory only once the journal returns. Without a journal, writes are
-// applied at once under the store's lock.
+// them to memory only once the journal returns. With Options.InlineCommit the
+// writer does the same on its own goroutine, writers taking turns (the
+// browser copy, where writes come from one thread). Without a journal,
+// writes are applied at once under the store's lock.
 //
 // # Caveats
 //
