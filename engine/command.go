@@ -1,7 +1,5 @@
 package engine
 
-import "fmt"
-
 // Entry is a key with its value and metadata. Entries handed out by the store
 // are copies, or (in events and checkpoints) pointers that must not be changed.
 type Entry struct {
@@ -56,23 +54,18 @@ type Command struct {
 // next returns the entry that results from applying ch at revision rev to a
 // key whose current entry is prev (nil when absent). It returns nil for a
 // delete or expire. This is the one place the meaning of a change is defined:
-// resolving, applying and replaying all go through it.
-func next(prev *Entry, ch *Change, rev int64) (*Entry, error) {
-	switch ch.Op {
-	case OpPut:
-		e := &Entry{Key: ch.Key, Value: ch.Value, CreateRev: rev, ModRev: rev, Version: 1, ExpiresAt: ch.ExpiresAt}
-		if prev != nil {
-			e.Key = prev.Key // share the key's bytes with the index
-			e.CreateRev = prev.CreateRev
-			e.Version = prev.Version + 1
-		}
-		return e, nil
-	case OpDelete, OpExpire:
-		if prev == nil {
-			return nil, fmt.Errorf("%w: %s of missing key %s at revision %d", ErrCorrupt, ch.Op, shorten(ch.Key), rev)
-		}
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("%w: unknown change %q at revision %d", ErrCorrupt, ch.Op, rev)
+// resolving, applying and replaying all go through it. Whether ch fits prev
+// (no delete of a missing key, no unknown op) is Store.check's business, done
+// before anything is applied.
+func next(prev *Entry, ch *Change, rev int64) *Entry {
+	if ch.Op != OpPut {
+		return nil
 	}
+	e := &Entry{Key: ch.Key, Value: ch.Value, CreateRev: rev, ModRev: rev, Version: 1, ExpiresAt: ch.ExpiresAt}
+	if prev != nil {
+		e.Key = prev.Key // share the key's bytes with the index
+		e.CreateRev = prev.CreateRev
+		e.Version = prev.Version + 1
+	}
+	return e
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -312,8 +313,7 @@ func (s *Store) Do(op Op) (Entry, error) {
 		res, err = s.Txn([]Op{op})
 	}
 	if err != nil {
-		var oe *OpError
-		if asOpError(err, &oe) {
+		if oe, ok := errors.AsType[*OpError](err); ok {
 			return Entry{}, oe.Err
 		}
 		return Entry{}, err
@@ -326,14 +326,6 @@ func (s *Store) Do(op Op) (Entry, error) {
 		return Entry{Key: op.Key, ModRev: res.Rev}, nil
 	}
 	return r.Entry, nil
-}
-
-func asOpError(err error, target **OpError) bool {
-	oe, ok := err.(*OpError)
-	if ok {
-		*target = oe
-	}
-	return ok
 }
 
 // Txn carries out ops atomically: every condition is checked against the
@@ -569,7 +561,7 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 			ch = Change{Op: OpDelete, Key: op.Key}
 			res.Results[i].Deleted = true
 		}
-		e, _ := next(cur, &ch, rev)
+		e := next(cur, &ch, rev)
 		ch.entry = e
 		cmd.Changes = append(cmd.Changes, ch)
 		if e != nil {
@@ -617,7 +609,7 @@ func (s *Store) apply(cmd *Command) error {
 		prev := s.m[ch.Key]
 		e := ch.entry
 		if e == nil {
-			e, _ = next(prev, ch, cmd.Rev)
+			e = next(prev, ch, cmd.Rev)
 		}
 		if prev != nil && prev.ExpiresAt != 0 {
 			s.expiry.Delete(expiryItem{prev.ExpiresAt, prev.Key})

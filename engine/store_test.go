@@ -304,8 +304,6 @@ func TestStore_TTL(t *testing.T) {
 		if _, err := s.Get("u"); err != nil {
 			t.Fatalf("rewritten key u lost: %v", err)
 		}
-		// The background loop removes keys without help.
-		_ = s
 	})
 }
 
@@ -375,7 +373,7 @@ func TestStore_Concurrent(t *testing.T) {
 		s := mustNew(t, opts)
 		const workers, each = 8, 300
 		var wg sync.WaitGroup
-		for w := range workers {
+		for range workers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -399,7 +397,6 @@ func TestStore_Concurrent(t *testing.T) {
 						}
 					}
 					s.List("k1", "", 5)
-					_ = w
 				}
 			}()
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pykv/pykv/engine"
@@ -121,7 +122,7 @@ func ReadImport(r io.Reader) (format string, entries []engine.Entry, err error) 
 		if doc.Version != SnapshotVersion {
 			return "", nil, fmt.Errorf("%w: snapshot version %d, this PyKV reads version %d", ErrBadImport, doc.Version, SnapshotVersion)
 		}
-		slices.SortFunc(doc.Entries, func(a, b engine.Entry) int { return compareKeys(a.Key, b.Key) })
+		slices.SortFunc(doc.Entries, func(a, b engine.Entry) int { return strings.Compare(a.Key, b.Key) })
 		for i := 1; i < len(doc.Entries); i++ {
 			if doc.Entries[i].Key == doc.Entries[i-1].Key {
 				return "", nil, fmt.Errorf("%w: key %q appears twice", ErrBadImport, doc.Entries[i].Key)
@@ -137,16 +138,6 @@ func ReadImport(r io.Reader) (format string, entries []engine.Entry, err error) 
 		}
 		entries = append(entries, engine.Entry{Key: k, Value: v})
 	}
-	slices.SortFunc(entries, func(a, b engine.Entry) int { return compareKeys(a.Key, b.Key) })
+	slices.SortFunc(entries, func(a, b engine.Entry) int { return strings.Compare(a.Key, b.Key) })
 	return FormatFlat, entries, nil
-}
-
-func compareKeys(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
