@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 
@@ -155,6 +156,13 @@ func TestDashboardOffline_ServerDown(t *testing.T) {
 		t.Errorf("key count offline: %v", err)
 	}
 
+	// The page retries by itself, waiting longer after each failure, and
+	// "Sync now" skips the wait. Let the wait grow well past the time a
+	// start takes, so that it is the button that sends the changes.
+	longWait := regexp.MustCompile(`reconnecting in ([5-9]|10)s`)
+	if err := expect.Locator(page.GetByTestId("conn-state")).ToHaveText(longWait, playwright.LocatorAssertionsToHaveTextOptions{Timeout: playwright.Float(30000)}); err != nil {
+		t.Fatalf("the page does not wait longer between retries: %v", err)
+	}
 	srv.Start()
 	click(t, page, "Sync now")
 	expectBadge(t, page, "online", 0, syncWithin)
