@@ -1,12 +1,16 @@
 package web_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,29 +43,29 @@ func BenchmarkHTTP(b *testing.B) {
 		url := benchListen(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, value)
 		}))
-		rate := benchLoad(b, false, func(c *http.Client, i int) (*http.Request, error) {
-			return http.NewRequest("GET", url+"/", nil)
+		rate := benchLoad(b, url, false, func(buf []byte, i int) []byte {
+			return append(buf, "GET / HTTP/1.1\r\nHost: bench\r\n\r\n"...)
 		})
 		baselineRate.Store(uint64(rate))
 	})
 
 	url := benchStore(b, persist.SyncAlways, value)
 	b.Run("get", func(b *testing.B) {
-		benchLoad(b, true, func(c *http.Client, i int) (*http.Request, error) {
-			return http.NewRequest("GET", url+"/v1/kv/"+benchKey(i%benchKeys), nil)
+		benchLoad(b, url, true, func(buf []byte, i int) []byte {
+			return getRequest(buf, benchKey(i%benchKeys))
 		})
 	})
 	b.Run("put-fsync-always", func(b *testing.B) {
-		benchLoad(b, true, func(c *http.Client, i int) (*http.Request, error) {
-			return http.NewRequest("PUT", url+"/v1/kv/"+benchKey(i%benchKeys), strings.NewReader(value))
+		benchLoad(b, url, true, func(buf []byte, i int) []byte {
+			return putRequest(buf, benchKey(i%benchKeys), value)
 		})
 	})
 	// The same without waiting for the disk: what the HTTP layer and the
 	// store cost, for telling them apart from fsync latency.
 	urlNever := benchStore(b, persist.SyncNever, value)
 	b.Run("put-fsync-never", func(b *testing.B) {
-		benchLoad(b, true, func(c *http.Client, i int) (*http.Request, error) {
-			return http.NewRequest("PUT", urlNever+"/v1/kv/"+benchKey(i%benchKeys), strings.NewReader(value))
+		benchLoad(b, urlNever, true, func(buf []byte, i int) []byte {
+			return putRequest(buf, benchKey(i%benchKeys), value)
 		})
 	})
 }
@@ -104,10 +108,13 @@ func benchListen(b *testing.B, h http.Handler) string {
 // benchLoad sends b.N requests from benchConns goroutines, each with its
 // own keep-alive connection, and reports req/s, p99-ms and, when the
 // baseline ran, the ratio to it. It returns the rate.
-func benchLoad(b *testing.B, vsBaseline bool, newReq func(*http.Client, int) (*http.Request, error)) float64 {
-	tr := &http.Transport{MaxIdleConnsPerHost: benchConns, MaxConnsPerHost: benchConns, DisableCompression: true}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
+//
+// The load generator is a bare HTTP/1.1 client (see loadConn), not
+// net/http's: it shares the two cores with the server, and net/http's
+// client would spend as much CPU as the server does. Like wrk, it writes
+// each request in one write and reads the answer by its Content-Length.
+func benchLoad(b *testing.B, url string, vsBaseline bool, newReq func(buf []byte, i int) []byte) float64 {
+	addr := strings.TrimPrefix(url, "http://")
 	var (
 		next      atomic.Int64
 		mu        sync.Mutex
@@ -115,34 +122,38 @@ func benchLoad(b *testing.B, vsBaseline bool, newReq func(*http.Client, int) (*h
 		failure   atomic.Value
 		wg        sync.WaitGroup
 	)
+	conns := make([]*loadConn, benchConns)
+	for i := range conns {
+		c, err := dialLoad(addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
 	b.ResetTimer()
 	start := time.Now()
-	for range benchConns {
+	for _, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			local := make([]time.Duration, 0, b.N/benchConns+1)
+			var req []byte
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= b.N {
 					break
 				}
-				req, err := newReq(client, i)
-				if err != nil {
-					failure.Store(err)
-					return
-				}
+				req = newReq(req[:0], i)
 				t0 := time.Now()
-				resp, err := client.Do(req)
+				status, err := c.roundTrip(req)
 				if err != nil {
 					failure.Store(err)
 					return
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
 				local = append(local, time.Since(t0))
-				if resp.StatusCode >= 300 {
-					failure.Store(fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status))
+				if status >= 300 {
+					failure.Store(fmt.Errorf("request %d: status %d", i, status))
 					return
 				}
 			}
@@ -168,4 +179,141 @@ func benchLoad(b *testing.B, vsBaseline bool, newReq func(*http.Client, int) (*h
 	}
 	b.ReportMetric(0, "ns/op") // req/s says it better
 	return rate
+}
+
+// getRequest and putRequest append one request for key to buf.
+func getRequest(buf []byte, key string) []byte {
+	buf = append(buf, "GET /v1/kv/"...)
+	buf = append(buf, key...)
+	return append(buf, " HTTP/1.1\r\nHost: bench\r\n\r\n"...)
+}
+
+func putRequest(buf []byte, key, value string) []byte {
+	buf = append(buf, "PUT /v1/kv/"...)
+	buf = append(buf, key...)
+	buf = append(buf, " HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\nContent-Length: "...)
+	buf = strconv.AppendInt(buf, int64(len(value)), 10)
+	buf = append(buf, "\r\n\r\n"...)
+	return append(buf, value...)
+}
+
+// loadConn is one keep-alive HTTP/1.1 connection of the load generator.
+type loadConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialLoad(addr string) (*loadConn, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &loadConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10)}, nil
+}
+
+// roundTrip writes one request and reads its answer, returning the status.
+// Answers must carry a Content-Length (the server's small answers do);
+// anything else is an error rather than a guess.
+func (c *loadConn) roundTrip(req []byte) (int, error) {
+	if _, err := c.Write(req); err != nil {
+		return 0, err
+	}
+	line, err := c.r.ReadSlice('\n')
+	if err != nil {
+		return 0, err
+	}
+	// "HTTP/1.1 200 OK\r\n"
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	length := -1
+	for {
+		line, err = c.r.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		if len(line) <= 2 { // the blank line ending the headers
+			break
+		}
+		if name, value, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(name, []byte("Content-Length")) {
+			if length, err = strconv.Atoi(string(bytes.TrimSpace(value))); err != nil {
+				return 0, fmt.Errorf("bad Content-Length %q", value)
+			}
+		}
+	}
+	if length < 0 {
+		return 0, fmt.Errorf("status %d: answer without Content-Length", status)
+	}
+	_, err = c.r.Discard(length)
+	return status, err
+}
+
+// BenchmarkHandler runs requests through the whole handler chain (router,
+// middleware, metrics, store) without sockets: the CPU and allocations that
+// PyKV adds to each request on top of net/http's own.
+func BenchmarkHandler(b *testing.B) {
+	value := strings.Repeat("v", benchValueSize)
+	db, err := persist.Open(b.TempDir(), persist.Options{Sync: persist.SyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	store := db.Store()
+	for i := range benchKeys {
+		if _, err := store.Put(benchKey(i), value); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h := web.NewServer(web.Options{Store: store, DB: db, Metrics: web.NewMetrics()})
+	run := func(b *testing.B, newReq func(i int) *http.Request) {
+		w := &discardWriter{h: http.Header{}}
+		i := 0
+		for b.Loop() {
+			clear(w.h)
+			w.code = 0
+			h.ServeHTTP(w, newReq(i%benchKeys))
+			if w.code >= 300 {
+				b.Fatalf("status %d", w.code)
+			}
+			i++
+		}
+	}
+	// Requests are built by hand, as cheaply as net/http's server does, so
+	// that building them does not hide what serving them costs.
+	newReq := func(method string, i int, body string) *http.Request {
+		r := &http.Request{Method: method, URL: &url.URL{Path: "/v1/kv/" + benchKey(i)}, Proto: "HTTP/1.1",
+			ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Host: "bench", RemoteAddr: "127.0.0.1:1"}
+		if body != "" {
+			r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
+			r.Header["Content-Type"] = []string{"text/plain"}
+		}
+		return r.WithContext(context.Background())
+	}
+	b.Run("get", func(b *testing.B) {
+		run(b, func(i int) *http.Request { return newReq("GET", i, "") })
+	})
+	b.Run("put-fsync-never", func(b *testing.B) {
+		run(b, func(i int) *http.Request { return newReq("PUT", i, value) })
+	})
+}
+
+// discardWriter is a ResponseWriter that keeps only the status.
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+func (w *discardWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return len(p), nil
 }

@@ -22,7 +22,7 @@ func jsonEncode(w io.Writer, v any) error {
 // encode answers status with v as JSON. An encoding error can only come from
 // the connection (the types sent are all plain), so it is dropped.
 func encode(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = hdrJSON
 	w.WriteHeader(status)
 	_ = jsonEncode(w, v)
 }
@@ -115,11 +115,18 @@ func jsonTypeName(kind string) string {
 
 // readBody reads the whole request body, at most limit bytes (413 past it).
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength <= limit {
-		buf.Grow(int(r.ContentLength))
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		// The length is known (net/http's body ends there): one read into
+		// a buffer of that size.
+		b := make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return nil, fmt.Errorf("read request body: %w", err)
+		}
+		return b, nil
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(body)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -168,8 +168,8 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // writeProblem sends p.
 func writeProblem(w http.ResponseWriter, p *Problem) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header()["Content-Type"] = hdrProblemJSON
+	w.Header()["X-Content-Type-Options"] = hdrNosniff
 	w.WriteHeader(p.Status)
 	_ = jsonEncode(w, p)
 }

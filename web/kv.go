@@ -78,23 +78,13 @@ func parseTTL(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// setEntryHeaders describes e in headers: its revision as the ETag, and
-// its creation revision, version and expiry.
-func setEntryHeaders(w http.ResponseWriter, e *engine.Entry) {
-	h := w.Header()
-	h.Set("ETag", etag(e.ModRev))
-	h.Set("PyKV-Create-Revision", strconv.FormatInt(e.CreateRev, 10))
-	h.Set("PyKV-Version", strconv.FormatInt(e.Version, 10))
-	if e.ExpiresAt != 0 {
-		h.Set("PyKV-Expires-At", strconv.FormatInt(e.ExpiresAt, 10))
-	}
-	h.Set("Cache-Control", "no-cache")
-}
-
 // wantsJSON reports whether a GET of a key asks for the entry as JSON
 // rather than the raw value: ?format=json, or an Accept header that names
 // application/json and not text/plain.
 func wantsJSON(r *http.Request) (bool, error) {
+	if r.URL.RawQuery == "" && r.Header["Accept"] == nil {
+		return false, nil // the common case, without parsing anything
+	}
 	switch f := r.URL.Query().Get("format"); f {
 	case "json":
 		return true, nil
@@ -142,18 +132,24 @@ func (s *server) handleKVGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	setEntryHeaders(w, &e)
-	w.Header().Add("Vary", "Accept")
+	h := w.Header()
+	if h["Vary"] == nil {
+		h["Vary"] = hdrVaryAccept
+	} else {
+		h.Add("Vary", "Accept")
+	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, e.ModRev) {
+		setEntryHeaders(w, &e, -1)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	if asJSON {
+		setEntryHeaders(w, &e, -1)
 		encode(w, http.StatusOK, e)
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(e.Value)))
+	setEntryHeaders(w, &e, len(e.Value))
+	h["Content-Type"] = hdrTextPlain
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = io.WriteString(w, e.Value)
@@ -238,10 +234,12 @@ func (s *server) handleKVPut(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ttl, err := parseTTL(r.URL.Query().Get("ttl"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	var ttl time.Duration
+	if r.URL.RawQuery != "" {
+		if ttl, err = parseTTL(r.URL.Query().Get("ttl")); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	ifRev, err := s.condition(r, key)
 	if err != nil {
@@ -263,7 +261,7 @@ func (s *server) handleKVPut(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, preconditionFailed(err, ifRev))
 		return
 	}
-	setEntryHeaders(w, &e)
+	setEntryHeaders(w, &e, -1)
 	status := http.StatusOK
 	if e.Version == 1 {
 		status = http.StatusCreated

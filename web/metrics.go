@@ -118,7 +118,7 @@ func (s *server) instrument(next http.Handler) http.Handler {
 		if code == 0 {
 			code = http.StatusOK
 		}
-		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+		s.metrics.requests.WithLabelValues(route, r.Method, statusLabel(code)).Inc()
 		s.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
 	})
 }
@@ -130,4 +130,20 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+// statusLabels holds the label of every status code, formatted once.
+var statusLabels = func() (l [600]string) {
+	for code := range l {
+		l[code] = strconv.Itoa(code)
+	}
+	return l
+}()
+
+// statusLabel returns code as a metric label without allocating.
+func statusLabel(code int) string {
+	if code >= 0 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }
