@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"regexp"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +16,12 @@ import (
 // syncWithin bounds how long the page may take to notice that the server
 // is back and send its waiting changes after "Sync now".
 const syncWithin = 15 * time.Second
+
+// copyRefreshWithin bounds how long the offline copy may take to catch up
+// with a change made online: the page refreshes it at most once every
+// 10 s (REFRESH_MIN_MS in static/dashboard.js), so a change that comes
+// just after a refresh waits that long, and the refresh itself takes time.
+const copyRefreshWithin = 10*time.Second + pageTimeout
 
 // openOfflineDashboard opens the dashboard like openDashboard and waits
 // until it can work without the server: the service worker is active (it
@@ -29,17 +39,19 @@ func openOfflineDashboard(t *testing.T, srv *server) playwright.Page {
 	if err := expect.Locator(main).ToHaveAttribute("data-copy", "ready"); err != nil {
 		t.Fatalf("offline copy never opened: %v", err)
 	}
-	waitCopyCurrent(t, page)
+	// Opening refreshes the copy at once (no waiting for the 10 s between
+	// refreshes), so pageTimeout is enough here.
+	waitCopyCurrent(t, page, pageTimeout)
 	return page
 }
 
-// waitCopyCurrent waits until the offline copy was loaded from the
-// revision the page's header shows.
-func waitCopyCurrent(t *testing.T, page playwright.Page) {
+// waitCopyCurrent waits up to within until the offline copy was loaded
+// from the revision the page's header shows.
+func waitCopyCurrent(t *testing.T, page playwright.Page, within time.Duration) {
 	t.Helper()
 	// A Go loop, not WaitForFunction: that evaluates a string, which the
 	// page's Content-Security-Policy refuses.
-	deadline := time.Now().Add(pageTimeout)
+	deadline := time.Now().Add(within)
 	for {
 		var st struct{ Copy, Server string }
 		eval(t, page, `async () => ({
@@ -157,14 +169,25 @@ func TestDashboardOffline_ServerDown(t *testing.T) {
 	}
 
 	// The page retries by itself, waiting longer after each failure, and
-	// "Sync now" skips the wait. Let the wait grow well past the time a
-	// start takes, so that it is the button that sends the changes.
+	// "Sync now" skips the wait. Let the wait grow, so that it is the
+	// button that starts the next attempt.
 	longWait := regexp.MustCompile(`reconnecting in ([5-9]|10)s`)
 	if err := expect.Locator(page.GetByTestId("conn-state")).ToHaveText(longWait, playwright.LocatorAssertionsToHaveTextOptions{Timeout: playwright.Float(30000)}); err != nil {
 		t.Fatalf("the page does not wait longer between retries: %v", err)
 	}
-	srv.Start()
+	// Click while nothing can reach a server: the page's own retry cannot
+	// send the changes (and hide the button) first, however long the
+	// server takes to start. The gate holds the connection the click
+	// opens, and forwards it once the server is up.
+	g := holdConnections(t, srv.Addr)
 	click(t, page, "Sync now")
+	if err := expect.Locator(page.GetByTestId("conn-state")).ToHaveAttribute("data-state", "connecting"); err != nil {
+		t.Fatalf("Sync now did not try the server: %v", err)
+	}
+	srv.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	srv.URL = "http://" + srv.Addr
+	srv.Start()
+	g.forwardTo(srv.Addr)
 	expectBadge(t, page, "online", 0, syncWithin)
 	waitLive(t, page)
 	expectServer(t, srv, "a", "edited offline")
@@ -365,5 +388,115 @@ func TestDashboardOffline_CorruptStorage(t *testing.T) {
 	putForm(t, page, "after", "ok")
 	expectRow(t, page, "after", "ok", pageTimeout)
 	expectServer(t, srv, "after", "ok")
-	waitCopyCurrent(t, page)
+	// The sync just refreshed the copy, so this refresh may have to wait
+	// for the next one the page allows.
+	waitCopyCurrent(t, page, copyRefreshWithin)
+}
+
+// gate listens on an address in place of a server that is down. It holds
+// the connections it accepts, unanswered, until forwardTo names the
+// address the server now listens on; from then on it forwards every
+// connection there, both ways, byte for byte. It closes when the test
+// ends.
+type gate struct {
+	ln     net.Listener
+	opened chan struct{} // closed by forwardTo
+	closed chan struct{} // closed when the test ends
+	target string        // set before opened is closed
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+	wg    sync.WaitGroup
+}
+
+// holdConnections starts a gate on addr, which must be free.
+func holdConnections(tb testing.TB, addr string) *gate {
+	tb.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		tb.Fatalf("listen on %s in place of the server: %v", addr, err)
+	}
+	g := &gate{ln: ln, opened: make(chan struct{}), closed: make(chan struct{}), conns: map[net.Conn]bool{}}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed
+			}
+			if !g.track(c) {
+				c.Close()
+				return
+			}
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				g.serve(c)
+			}()
+		}
+	}()
+	tb.Cleanup(g.close)
+	return g
+}
+
+// forwardTo lets the held connections, and every later one, through to
+// the server at addr.
+func (g *gate) forwardTo(addr string) {
+	g.target = addr
+	close(g.opened)
+}
+
+// track records c so that close can end it; false once the gate is closed.
+func (g *gate) track(c net.Conn) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conns == nil {
+		return false
+	}
+	g.conns[c] = true
+	return true
+}
+
+func (g *gate) serve(c net.Conn) {
+	defer c.Close()
+	select {
+	case <-g.opened:
+	case <-g.closed:
+		return
+	}
+	s, err := net.Dial("tcp", g.target)
+	if err != nil {
+		return // the client sees the connection closed, as if refused
+	}
+	if !g.track(s) {
+		s.Close()
+		return
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(s, c)
+		s.Close()
+		c.Close()
+	}()
+	io.Copy(c, s)
+	s.Close()
+	c.Close()
+	<-done
+}
+
+// close stops accepting, ends every connection and waits for the
+// goroutines of the gate.
+func (g *gate) close() {
+	g.ln.Close()
+	close(g.closed)
+	g.mu.Lock()
+	for c := range g.conns {
+		c.Close()
+	}
+	g.conns = nil
+	g.mu.Unlock()
+	g.wg.Wait()
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -176,9 +177,15 @@ func TestDashboard_RESTPutShowsLive(t *testing.T) {
 	}
 
 	apiPut(t, srv, "live/1", "from curl", "")
-	expectRow(t, page, "live/1", "from curl", liveWithin)
-	if err := expect.Locator(row(page, "live/1")).ToHaveClass("changed"); err != nil {
-		t.Errorf("changed row not marked: %v", err)
+	// The page's own timer takes the mark off a changed row after a few
+	// seconds, so the mark is looked for together with the value, in one
+	// check: looked for after the value, it could be gone already on a
+	// slow machine.
+	marked := row(page, "live/1").And(page.Locator("tr.changed")).Locator(`[data-testid="cell-value"]`)
+	if err := expect.Locator(marked).ToHaveText("from curl", playwright.LocatorAssertionsToHaveTextOptions{
+		Timeout: playwright.Float(float64(liveWithin.Milliseconds())),
+	}); err != nil {
+		t.Fatalf("row live/1 not shown with its value and marked as changed within %v: %v", liveWithin, err)
 	}
 
 	apiPut(t, srv, "live/1", "updated", "")
@@ -217,13 +224,20 @@ func TestDashboard_DeleteAndExpiry(t *testing.T) {
 	apiDelete(t, srv, "doomed")
 	expectNoRow(t, page, "doomed", liveWithin)
 
-	apiPut(t, srv, "ephemeral", "short-lived", "?ttl=1s")
+	// The TTL leaves time to see the row and its countdown before the
+	// page's own clock turns it into "expiring" and the sweep removes it:
+	// with a TTL as short as liveWithin, a slow machine could show the row
+	// only as it expires, and the check below would race the removal.
+	const ttl = 3 * time.Second
+	put := time.Now()
+	apiPut(t, srv, "ephemeral", "short-lived", "?ttl=3s")
 	expectRow(t, page, "ephemeral", "short-lived", liveWithin)
-	if err := expect.Locator(row(page, "ephemeral").GetByTestId("cell-expiry")).ToContainText("in "); err != nil {
-		t.Errorf("expiry not shown: %v", err)
+	if err := expect.Locator(row(page, "ephemeral").GetByTestId("cell-expiry")).ToHaveText(regexp.MustCompile(`^in [1-3]s$`)); err != nil {
+		t.Errorf("expiry countdown not shown: %v", err)
 	}
-	// The TTL runs out after a second; the expiry sweep then removes it.
-	expectNoRow(t, page, "ephemeral", 1500*time.Millisecond+liveWithin)
+	// The TTL runs out; the expiry sweep then removes it. (At least a
+	// moment: a Playwright timeout of 0 would mean no limit at all.)
+	expectNoRow(t, page, "ephemeral", max(time.Until(put.Add(ttl+1500*time.Millisecond+liveWithin)), 100*time.Millisecond))
 	if err := expect.Locator(page.GetByTestId("key-count")).ToHaveText("0"); err != nil {
 		t.Errorf("key count after delete and expiry: %v", err)
 	}
