@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -250,6 +252,77 @@ func TestOffline_TwoTabs(t *testing.T) {
 	if _, err := b.WaitForFunction(`() => seen.some(x => (x.events || []).some(e => e.key === "from-a-again")) && db.get("from-a-again") !== null`, nil,
 		playwright.PageWaitForFunctionOptions{Timeout: playwright.Float(5000)}); err != nil {
 		t.Fatalf("tab b's subscriber never saw tab a's second write: %v", err)
+	}
+}
+
+// TestOffline_WriteAnswers: puts and deletes, awaited and queued, answer
+// what the copy then holds; failed ones reject with their code and the
+// others still happen; a subscriber that reads the copy from its callback
+// sees every change (the write path runs inside Go, where page code must
+// not call back in: offline.js delivers changes after it returns).
+func TestOffline_WriteAnswers(t *testing.T) {
+	site := offlineSite(t, nil)
+	page := newPage(t, site)
+	openOffline(t, page, "")
+	var got struct {
+		Put, Get                  map[string]any
+		Odd, OddGet               string
+		Queued                    []any
+		Codes                     []string
+		Seen, Reads, Listed       int
+		TTL                       bool
+		DeleteRev, RevAfterDelete float64
+	}
+	eval(t, page, `async () => {
+		const r = {Codes: [], Seen: 0, Reads: 0};
+		db.subscribe((b) => { r.Seen += (b.events || []).length; r.Reads += db.list("", "", 3).entries.length; db.pending(); });
+		r.Put = await db.put("ünï <&> \"q\"", "välue\n", {ttl: 3600});
+		r.Get = db.get("ünï <&> \"q\"");
+		r.TTL = r.Put.expires_at > Date.now();
+		const odd = await db.put("lone \ud800", "x\udc00");  // lone surrogates are stored as U+FFFD
+		r.Odd = odd.key + "=" + odd.value;
+		r.OddGet = db.get("lone \ufffd").value;
+		r.Queued = await Promise.allSettled([
+			db.put("a", "1"), db.put("a", "2"), db.delete("nope"), db.put("", "no key"),
+			db.put("a", "3", {ifRev: 1}), db.put("b", "4", {ifRev: -1}), db.delete("b"),
+		]).then((rs) => rs.map((x) => x.status === "fulfilled" ? x.value : x.reason.code));
+		for (let i = 0; i < 300; i++) await db.put("k" + (i % 7), "v" + i);
+		r.DeleteRev = await db.delete("k0");
+		r.RevAfterDelete = (await db.put("k0", "back")).create_rev;
+		try { await db.put("k1", "stale", {ifRev: 2}); } catch (e) { r.Codes.push(e.code); }
+		try { await db.delete("never"); } catch (e) { r.Codes.push(e.code); }
+		await new Promise((res) => setTimeout(res, 50));
+		r.Listed = db.list("", "", 0).entries.length;
+		return r;
+	}`, &got)
+	if got.Put["key"] != `ünï <&> "q"` || got.Put["value"] != "välue\n" || !got.TTL || !reflect.DeepEqual(got.Put, got.Get) {
+		t.Errorf("put answered %v, get then gives %v", got.Put, got.Get)
+	}
+	if got.Odd != "lone \ufffd=x\ufffd" || got.OddGet != "x\ufffd" {
+		t.Errorf("put with lone surrogates answered %q, stored %q", got.Odd, got.OddGet)
+	}
+	codes := make([]string, len(got.Queued))
+	for i, q := range got.Queued {
+		switch v := q.(type) {
+		case string:
+			codes[i] = v
+		case map[string]any:
+			codes[i] = fmt.Sprint("ok:", v["value"], "@", v["mod_rev"])
+		default:
+			codes[i] = fmt.Sprint("ok:", v)
+		}
+	}
+	if len(codes) != 7 || !strings.HasPrefix(codes[0], "ok:1@") || !strings.HasPrefix(codes[1], "ok:2@") || codes[2] != "not_found" ||
+		strings.HasPrefix(codes[3], "ok:") || codes[4] != "conflict" || !strings.HasPrefix(codes[5], "ok:4@") || !strings.HasPrefix(codes[6], "ok:") {
+		t.Errorf("queued writes answered %v", codes)
+	}
+	if got.RevAfterDelete != got.DeleteRev+1 || strings.Join(got.Codes, ",") != "conflict,not_found" {
+		t.Errorf("delete answered revision %v, the next put created at %v; failed writes: %v", got.DeleteRev, got.RevAfterDelete, got.Codes)
+	}
+	// Every change reached the subscriber: 2 puts, 7 queued (4 of them
+	// changes), 300 puts, a delete and a put.
+	if got.Seen != 2+4+300+2 || got.Reads == 0 || got.Listed != 10 {
+		t.Errorf("subscriber saw %d changes (%d entries read in its callback), %d keys listed", got.Seen, got.Reads, got.Listed)
 	}
 }
 

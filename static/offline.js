@@ -45,6 +45,108 @@
     });
   }
 
+  // Wire carries puts and deletes to the module and their answers back as
+  // bytes in a buffer of the module's memory, through two functions the
+  // module exports (pykv_buffer, pykv_write): a syscall/js call costs far
+  // more than the write. The format is wasm/wire.go's. It also gives the
+  // module localStorage's setItem and removeItem taking strings as (address,
+  // length) in the module's memory, which spares the module making
+  // JavaScript strings.
+  class Wire {
+    constructor(exports) {
+      this._x = exports;
+      this._enc = new TextEncoder();
+      this._dec = new TextDecoder();
+      this._mem = null;
+      this.host = {
+        // setItem returns what localStorage.setItem threw, or null.
+        setItem: (kp, kl, vp, vl) => {
+          try {
+            localStorage.setItem(this._text(kp, kl), this._text(vp, vl));
+            return null;
+          } catch (e) {
+            return e;
+          }
+        },
+        removeItem: (kp, kl) => { localStorage.removeItem(this._text(kp, kl)); },
+      };
+    }
+
+    // _bytes views the module's memory. Growing the memory detaches the old
+    // buffer (length 0), so the view is made again then.
+    _bytes() {
+      if (!this._mem || this._mem.byteLength === 0) this._mem = new Uint8Array(this._x.mem.buffer);
+      return this._mem;
+    }
+
+    _text(at, n) { return this._dec.decode(this._bytes().subarray(at, at + n)); }
+
+    // write carries out ops ({op, key, value, ttl, if_rev}, in order) on the
+    // copy with this handle and returns one {ok: entry or revision} or
+    // {error} per op. It throws when the call as a whole failed.
+    write(handle, ops) {
+      let size = 4;
+      for (const o of ops) size += 25 + 3 * (o.key.length + o.value.length); // UTF-8 takes ≤ 3 bytes a unit
+      const start = this._x.pykv_buffer(size);
+      const mem = this._bytes(); // after pykv_buffer, which may grow the memory
+      const view = new DataView(mem.buffer);
+      let at = start;
+      const str = (s) => {
+        const n = this._enc.encodeInto(s, mem.subarray(at + 4)).written;
+        view.setUint32(at, n, true);
+        at += 4 + n;
+      };
+      view.setUint32(at, ops.length, true);
+      at += 4;
+      for (const o of ops) {
+        view.setUint8(at, o.op === "delete" ? 2 : 1);
+        view.setFloat64(at + 1, o.ttl, true);
+        view.setFloat64(at + 9, o.if_rev, true);
+        at += 17;
+        str(o.key);
+        str(o.value);
+      }
+      const n = this._x.pykv_write(handle, at - start);
+      return this._answers(this._x.pykv_buffer(0), n, ops);
+    }
+
+    _answers(start, n, ops) {
+      const view = new DataView(this._bytes().buffer, start, n);
+      const f64 = (at) => view.getFloat64(at, true);
+      const error = (at) => {
+        const len = view.getUint32(at, true);
+        return { info: JSON.parse(this._text(start + at + 4, len)), end: at + 4 + len };
+      };
+      if (view.getUint8(0) !== 0) throw new PyKVOfflineError(error(1).info); // the call failed as a whole
+      const out = [];
+      let at = 1;
+      for (const o of ops) {
+        const kind = view.getUint8(at);
+        if (kind === 0) { // a put: its entry
+          const e = { key: o.key, value: o.value, create_rev: f64(at + 1), mod_rev: f64(at + 9), version: f64(at + 17) };
+          const exp = f64(at + 25);
+          if (exp) e.expires_at = exp;
+          out.push({ ok: e });
+          at += 33;
+        } else if (kind === 1) { // a delete: its revision
+          out.push({ ok: f64(at + 1) });
+          at += 9;
+        } else {
+          const err = error(at + 1);
+          out.push({ error: err.info });
+          at = err.end;
+        }
+      }
+      return out;
+    }
+  }
+
+  // wellFormed replaces lone surrogates, which UTF-8 cannot carry, with
+  // U+FFFD, as the module stores them.
+  function wellFormed(s) {
+    return s.isWellFormed === undefined || s.isWellFormed() ? s : s.toWellFormed();
+  }
+
   // loadRuntime starts the Go program once per page.
   function loadRuntime(base) {
     if (runtime) return runtime;
@@ -63,7 +165,7 @@
       }
       go.run(result.instance); // runs main up to its first wait: the API is set
       if (!global.__pykvOffline) throw new Error("PyKV offline: the WebAssembly module did not start");
-      return global.__pykvOffline;
+      return { api: global.__pykvOffline, wire: new Wire(result.instance.exports) };
     })();
     runtime.catch(() => { runtime = null; });
     return runtime;
@@ -80,8 +182,9 @@
   }
 
   class OfflineDB {
-    constructor(core, name) {
+    constructor(core, wire, name) {
       this._core = core;
+      this._wire = wire;
       this.name = name;
       this.persistent = core.persistent;
       this._lock = "pykv/" + name;
@@ -112,12 +215,12 @@
     // put resolves to the new entry. opts.ttl: seconds; opts.ifRev: the
     // key's current mod_rev, or -1 for "must not exist".
     put(key, value, opts = {}) {
-      return this._write(null, { op: "put", key: String(key), value: String(value), ttl: Number(opts.ttl || 0), if_rev: Number(opts.ifRev || 0) });
+      return this._write(null, { op: "put", key: wellFormed(String(key)), value: wellFormed(String(value)), ttl: Number(opts.ttl || 0), if_rev: Number(opts.ifRev || 0) });
     }
     // delete resolves to the revision of the deletion; code "not_found"
     // when the key does not exist.
     delete(key, opts = {}) {
-      return this._write(null, { op: "delete", key: String(key), if_rev: Number(opts.ifRev || 0) });
+      return this._write(null, { op: "delete", key: wellFormed(String(key)), value: "", ttl: 0, if_rev: Number(opts.ifRev || 0) });
     }
     // importSnapshot puts every key of a snapshot (or flat PyKV) file, as
     // local changes: they are pending for the next sync.
@@ -135,11 +238,16 @@
     subscribe(fn) {
       this._listeners.add(fn);
       if (!this._stopCore) {
+        // Go calls this from a goroutine, possibly in the middle of a write
+        // through the wire, where page code must not call back into Go
+        // (wasm/writes_js.go): the listeners run once Go has returned.
         this._stopCore = this._core.subscribe((json) => {
-          const batch = JSON.parse(json);
-          for (const l of this._listeners) {
-            try { l(batch); } catch (e) { setTimeout(() => { throw e; }); }
-          }
+          queueMicrotask(() => {
+            const batch = JSON.parse(json);
+            for (const l of this._listeners) {
+              try { l(batch); } catch (e) { setTimeout(() => { throw e; }); }
+            }
+          });
         });
       }
       return () => {
@@ -261,7 +369,7 @@
         const ws = this._queue.splice(0, n);
         let results;
         try {
-          results = unwrap(this._core.batch(JSON.stringify(ws.map((w) => w.op))));
+          results = this._wire.write(this._core.handle, ws.map((w) => w.op));
         } catch (e) {
           for (const w of ws) w.reject(e);
           continue;
@@ -313,12 +421,12 @@
   // true keeps the copy in memory only. Damaged stored data never makes
   // open fail: see db.status().recovery.set_aside.
   async function open(opts = {}) {
-    const core = await loadRuntime(opts.base || DEFAULT_BASE);
+    const { api, wire } = await loadRuntime(opts.base || DEFAULT_BASE);
     const name = opts.name || "default";
     const options = JSON.stringify({ name, memory: !!opts.memory, fold_min_units: opts.foldMinUnits | 0 });
     // Open under the lock: another tab may be folding.
-    const handle = await withLock("pykv/" + name, () => unwrap(core.open(options)));
-    return new OfflineDB(handle, name);
+    const core = await withLock("pykv/" + name, () => unwrap(api.open(options, wire.host)));
+    return new OfflineDB(core, wire, name);
   }
 
   global.PyKVOffline = { open, PyKVOfflineError };

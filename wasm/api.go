@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pykv/pykv/engine"
@@ -209,7 +210,13 @@ type BatchChange struct {
 // copy from now on, including those read from other tabs on reload. The
 // returned function stops it.
 func (db *localDB) Subscribe(fn func(Batch)) (cancel func()) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, stop := context.WithCancel(context.Background())
+	db.subscribers.Add(1)
+	var once sync.Once
+	cancel = func() {
+		stop()
+		once.Do(func() { db.subscribers.Add(-1) })
+	}
 	last := db.current().Rev()
 	go func() {
 		for ctx.Err() == nil {
@@ -248,4 +255,29 @@ func (db *localDB) Subscribe(fn func(Batch)) (cancel func()) {
 		}
 	}()
 	return cancel
+}
+
+// jsError describes an error for JavaScript: a stable code plus details.
+func jsError(err error) map[string]any {
+	out := map[string]any{"message": err.Error(), "code": "internal"}
+	var qe *QuotaError
+	var ce *engine.ConditionError
+	var oe *engine.OpError
+	switch {
+	case errors.As(err, &qe):
+		out["code"], out["what"], out["usage"] = "quota", qe.What, qe.Usage
+	case errors.As(err, &ce):
+		out["code"], out["key"], out["want"], out["have"] = "conflict", ce.Key, ce.Want, ce.Have
+	case errors.Is(err, engine.ErrNotFound):
+		out["code"] = "not_found"
+	case errors.Is(err, ErrStale):
+		out["code"] = "stale"
+	case errors.Is(err, engine.ErrClosed):
+		out["code"] = "closed"
+	case errors.Is(err, persist.ErrBadImport), errors.Is(err, persist.ErrMalformed), errors.Is(err, persist.ErrChecksum):
+		out["code"] = "bad_input"
+	case errors.As(err, &oe):
+		out["code"], out["key"] = "invalid", oe.Key
+	}
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pykv/pykv/engine"
@@ -112,6 +113,8 @@ type localDB struct {
 	locked   bool
 	recovery Recovery
 	foldErr  error
+
+	subscribers atomic.Int32 // running Subscribe calls
 }
 
 // openDB opens (or creates) the copy named opts.Name in st, recovering it
@@ -149,9 +152,11 @@ func validName(name string) bool {
 	return true
 }
 
-// logKey names the log item whose first revision is rev.
+// logKey names the log item whose first revision is rev (positive).
 func (db *localDB) logKey(rev int64) string {
-	return fmt.Sprintf("%s%s%020d", db.prefix, keyLogDir, rev)
+	const zeros = "00000000000000000000"
+	digits := strconv.FormatInt(rev, 10)
+	return db.prefix + keyLogDir + zeros[len(digits):] + digits
 }
 
 // parseLogKey returns the first revision a log item's name (after the
@@ -464,7 +469,7 @@ func (j journal) Append(cmds []engine.Command) error {
 	if !db.locked && db.staleLocked(first) {
 		return ErrStale
 	}
-	var buf []byte
+	buf := make([]byte, 0, recordsSize(cmds))
 	for i := range cmds {
 		var err error
 		if buf, err = persist.AppendRecord(buf, &cmds[i]); err != nil {
@@ -485,6 +490,19 @@ func (j journal) Append(cmds []engine.Command) error {
 		track(db.touched, db.shadow, &cmds[i])
 	}
 	return nil
+}
+
+// recordsSize is about the size of cmds' log records, so that they are
+// encoded without growing the buffer (most writes are one small record).
+func recordsSize(cmds []engine.Command) int {
+	n := 0
+	for i := range cmds {
+		n += 64 // rev, crc, newline
+		for _, ch := range cmds[i].Changes {
+			n += 64 + len(ch.Key) + len(ch.Value)
+		}
+	}
+	return n
 }
 
 // staleLocked reports whether storage holds revision rev already: a log
@@ -635,11 +653,13 @@ func (db *localDB) syncFileLocked() syncFile {
 func (db *localDB) writeState(rev int64, entries []*engine.Entry, sf syncFile) error {
 	db.wmu.Lock()
 	stale := db.staleLocked(rev + 1)
+	lastSize := db.snapUnits
 	db.wmu.Unlock()
 	if stale {
 		return ErrStale
 	}
 	var b strings.Builder
+	b.Grow(2 * lastSize) // room for the snapshot to have grown since the last one
 	if err := persist.WriteSnapshot(&b, rev, entries); err != nil {
 		return err
 	}

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"syscall/js"
 	"time"
+	"unsafe"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
 )
 
 // main publishes globalThis.__pykvOffline, the low-level API that
@@ -22,8 +23,12 @@ func main() {
 	select {}
 }
 
-// browserStorage is window.localStorage.
-type browserStorage struct{ v js.Value }
+// browserStorage is window.localStorage. set and remove, when offline.js
+// provides them, are setItem(keyAddress, keyLength, valueAddress,
+// valueLength) and removeItem(keyAddress, keyLength), which read the strings
+// from the module's memory themselves: the Go side then makes no JavaScript
+// strings (each costs a syscall/js call and, later, a finalizer).
+type browserStorage struct{ v, set, remove js.Value }
 
 func (s browserStorage) GetItem(key string) (string, bool) {
 	r := s.v.Call("getItem", key)
@@ -35,7 +40,22 @@ func (s browserStorage) GetItem(key string) (string, bool) {
 
 // SetItem turns the browser's QuotaExceededError into errQuota; setItem
 // changes nothing when it throws.
-func (s browserStorage) SetItem(key, value string) (err error) {
+func (s browserStorage) SetItem(key, value string) error {
+	if s.set.Truthy() {
+		// The helper returns what setItem threw, or null.
+		thrown := s.set.Invoke(stringAddr(key), len(key), stringAddr(value), len(value))
+		runtime.KeepAlive(key)
+		runtime.KeepAlive(value)
+		if thrown.IsNull() {
+			return nil
+		}
+		return setItemError(thrown)
+	}
+	return s.call(key, value)
+}
+
+// call is setItem through syscall/js, for pages without offline.js's helper.
+func (s browserStorage) call(key, value string) (err error) {
 	defer func() {
 		r := recover()
 		if r == nil {
@@ -45,17 +65,33 @@ func (s browserStorage) SetItem(key, value string) (err error) {
 		if !ok {
 			panic(r)
 		}
-		if name := je.Get("name").String(); name == "QuotaExceededError" || name == "NS_ERROR_DOM_QUOTA_REACHED" {
-			err = fmt.Errorf("%w: %s", errQuota, je.Get("message").String())
-			return
-		}
-		err = fmt.Errorf("localStorage.setItem: %s", je.Error())
+		err = setItemError(je.Value)
 	}()
 	s.v.Call("setItem", key, value)
 	return nil
 }
 
-func (s browserStorage) RemoveItem(key string) { s.v.Call("removeItem", key) }
+// setItemError describes an exception localStorage.setItem threw.
+func setItemError(e js.Value) error {
+	if name := e.Get("name").String(); name == "QuotaExceededError" || name == "NS_ERROR_DOM_QUOTA_REACHED" {
+		return fmt.Errorf("%w: %s", errQuota, e.Get("message").String())
+	}
+	return fmt.Errorf("localStorage.setItem: %s", js.Error{Value: e}.Error())
+}
+
+// stringAddr is where s's bytes are in the module's memory.
+func stringAddr(s string) int {
+	return int(uintptr(unsafe.Pointer(unsafe.StringData(s))))
+}
+
+func (s browserStorage) RemoveItem(key string) {
+	if s.remove.Truthy() {
+		s.remove.Invoke(stringAddr(key), len(key))
+		runtime.KeepAlive(key)
+		return
+	}
+	s.v.Call("removeItem", key)
+}
 
 func (s browserStorage) Keys() []string {
 	n := s.v.Get("length").Int()
@@ -75,8 +111,12 @@ type openOptions struct {
 	FoldMinUnits int    `json:"fold_min_units"`
 }
 
-// jsOpen(optionsJSON) opens a copy and returns an object of methods; each
-// returns a JSON string {"ok": result} or {"error": {...}} (see jsError).
+// jsOpen(optionsJSON, host) opens a copy and returns an object of methods;
+// each returns a JSON string {"ok": result} or {"error": {...}} (see
+// jsError). host holds offline.js's helpers setItem and removeItem (see
+// browserStorage).
+// Puts and deletes do not go through these methods but through
+// pykv_write with the copy's handle (writes_js.go).
 func jsOpen(_ js.Value, args []js.Value) any {
 	var oo openOptions
 	if len(args) > 0 && args[0].Type() == js.TypeString {
@@ -88,7 +128,11 @@ func jsOpen(_ js.Value, args []js.Value) any {
 	persistent := false
 	if !oo.Memory {
 		if ls, ok := localStorageValue(); ok {
-			st, persistent = browserStorage{ls}, true
+			bs := browserStorage{v: ls}
+			if len(args) > 1 && args[1].Type() == js.TypeObject {
+				bs.set, bs.remove = args[1].Get("setItem"), args[1].Get("removeItem")
+			}
+			st, persistent = bs, true
 		}
 	}
 	if st == nil {
@@ -98,8 +142,10 @@ func jsOpen(_ js.Value, args []js.Value) any {
 	if err != nil {
 		return reply(nil, err)
 	}
+	handle := register(db)
 	methods := map[string]any{
 		"persistent": persistent,
+		"handle":     handle,
 		"get": fn(func(a []js.Value) (any, error) {
 			e, err := db.Get(a[0].String())
 			if errors.Is(err, engine.ErrNotFound) {
@@ -147,34 +193,9 @@ func jsOpen(_ js.Value, args []js.Value) any {
 			return db.CatchUp(len(a) > 0 && a[0].Truthy())
 		}),
 		"unlock": fn(func([]js.Value) (any, error) { db.Unlock(); return nil, nil }),
-		// batch(opsJSON): [{op: "put"|"delete", key, value, ttl, if_rev}] →
-		// [{ok} | {error}], carried out in order.
-		"batch": fn(func(a []js.Value) (any, error) {
-			var in []batchOp
-			if err := json.Unmarshal([]byte(a[0].String()), &in); err != nil {
-				return nil, fmt.Errorf("batch: %w", err)
-			}
-			ops := make([]engine.Op, len(in))
-			for i, o := range in {
-				ops[i] = engine.Op{Type: engine.ChangeType(o.Op), Key: o.Key, Value: o.Value,
-					TTL: time.Duration(o.TTL * float64(time.Second)), IfRev: o.IfRev}
-			}
-			res := db.DoBatch(ops)
-			out := make([]map[string]any, len(res))
-			for i, r := range res {
-				switch {
-				case r.Err != nil:
-					out[i] = map[string]any{"error": jsError(r.Err)}
-				case ops[i].Type == engine.OpDelete:
-					out[i] = map[string]any{"ok": r.Entry.ModRev}
-				default:
-					out[i] = map[string]any{"ok": r.Entry}
-				}
-			}
-			return out, nil
-		}),
-		"fold": fn(func([]js.Value) (any, error) { return nil, db.Fold() }),
+		"fold":   fn(func([]js.Value) (any, error) { return nil, db.Fold() }),
 		"close": fn(func([]js.Value) (any, error) {
+			unregister(handle)
 			return nil, db.Close()
 		}),
 		// subscribe(callback): callback(batchJSON) for every change; returns
@@ -195,15 +216,6 @@ func jsOpen(_ js.Value, args []js.Value) any {
 		}),
 	}
 	return reply(js.ValueOf(methods), nil)
-}
-
-// batchOp is one write of batch's JSON.
-type batchOp struct {
-	Op    string  `json:"op"`
-	Key   string  `json:"key"`
-	Value string  `json:"value"`
-	TTL   float64 `json:"ttl"` // seconds
-	IfRev int64   `json:"if_rev"`
 }
 
 // localStorageValue returns window.localStorage, if this page may use it
@@ -248,29 +260,4 @@ func reply(v any, err error) any {
 		return reply(nil, merr)
 	}
 	return string(data)
-}
-
-// jsError describes an error for JavaScript: a stable code plus details.
-func jsError(err error) map[string]any {
-	out := map[string]any{"message": err.Error(), "code": "internal"}
-	var qe *QuotaError
-	var ce *engine.ConditionError
-	var oe *engine.OpError
-	switch {
-	case errors.As(err, &qe):
-		out["code"], out["what"], out["usage"] = "quota", qe.What, qe.Usage
-	case errors.As(err, &ce):
-		out["code"], out["key"], out["want"], out["have"] = "conflict", ce.Key, ce.Want, ce.Have
-	case errors.Is(err, engine.ErrNotFound):
-		out["code"] = "not_found"
-	case errors.Is(err, ErrStale):
-		out["code"] = "stale"
-	case errors.Is(err, engine.ErrClosed):
-		out["code"] = "closed"
-	case errors.Is(err, persist.ErrBadImport), errors.Is(err, persist.ErrMalformed), errors.Is(err, persist.ErrChecksum):
-		out["code"] = "bad_input"
-	case errors.As(err, &oe):
-		out["code"], out["key"] = "invalid", oe.Key
-	}
-	return out
 }

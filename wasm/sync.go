@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pykv/pykv/engine"
@@ -167,10 +169,33 @@ func (db *localDB) Rebase(export string, settled map[string]int64) error {
 	return nil
 }
 
-// encodeSync encodes the sync item.
+// encodeSync encodes the sync item, byte for byte as encoding/json would
+// (keys sorted), by hand: a fold writes it whole, with an entry for every
+// key changed offline, and reflection made it most of a fold's work.
 func encodeSync(sf syncFile) (string, error) {
-	b, err := json.Marshal(sf)
-	return string(b), err
+	b := make([]byte, 0, 40+48*len(sf.Pending))
+	b = append(b, `{"server_rev":`...)
+	b = strconv.AppendInt(b, sf.ServerRev, 10)
+	b = append(b, `,"pending":`...)
+	if sf.Pending == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '{')
+		for i, k := range slices.Sorted(maps.Keys(sf.Pending)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			p := sf.Pending[k]
+			b = persist.AppendJSONString(b, k)
+			b = append(b, ":["...)
+			b = strconv.AppendInt(b, p[0], 10)
+			b = append(b, ',')
+			b = strconv.AppendInt(b, p[1], 10)
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	return string(append(b, '}')), nil
 }
 
 // jsonDecoder is a strict decoder for the copy's own JSON items.

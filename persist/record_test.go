@@ -1,0 +1,120 @@
+package persist_test
+
+import (
+	"encoding/json"
+	"hash/crc32"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist"
+)
+
+// marshalRecord is how AppendRecord wrote a record before it was written by
+// hand: encoding/json's encoding of the command, its closing brace replaced
+// by the checksum. AppendRecord must match it byte for byte.
+func marshalRecord(t testing.TB, cmd *engine.Command) []byte {
+	t.Helper()
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := b[:len(b)-1]
+	sum := crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))
+	var hex [8]byte
+	for i := 7; i >= 0; i-- {
+		hex[i] = "0123456789abcdef"[sum&0xf]
+		sum >>= 4
+	}
+	return append(append(body, `,"crc":"`+string(hex[:])+`"}`...), '\n')
+}
+
+// trickyStrings are strings whose JSON spelling takes care: escapes,
+// control characters, the HTML characters encoding/json escapes, U+2028,
+// multi-byte and invalid UTF-8.
+var trickyStrings = []string{
+	"", "a", "plain text 123", `"quoted"`, `back\slash`, "/slash",
+	"\x00\x01\x07\x1f\x7f", "\b\f\n\r\t", "tab\tnew\nline",
+	"<script>&amp;</script>", "a>b<c&d",
+	"\u2028line\u2029para", "\u2027\u202a",
+	"ünïcödé", "日本語", "emoji 😀 \U0001F600", "\ufffd", "\ufeffbom",
+	"\xff", "bad \xc3\x28 utf8", "\xed\xa0\x80 surrogate", "\xf4\x90\x80\x80 too big",
+	"cut \xe6\x97", "\xc0\xaf overlong", strings.Repeat("x", 1000) + "\n",
+}
+
+func TestAppendRecord_SameAsEncodingJSON(t *testing.T) {
+	check := func(cmd engine.Command) {
+		t.Helper()
+		got, err := persist.AppendRecord([]byte("prefix"), &cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append([]byte("prefix"), marshalRecord(t, &cmd)...)
+		if string(got) != string(want) {
+			t.Fatalf("AppendRecord(%+v)\n got %q\nwant %q", cmd, got, want)
+		}
+	}
+	check(engine.Command{Rev: 1})                             // "ops":null
+	check(engine.Command{Rev: 0, Changes: []engine.Change{}}) // "ops":[]
+	check(engine.Command{Rev: math.MaxInt64, Changes: []engine.Change{{Op: engine.OpPut, Key: "k", ExpiresAt: math.MinInt64}}})
+	check(engine.Command{Rev: -5, Changes: []engine.Change{{Op: "odd<op>", Key: "k", Value: "v", ExpiresAt: -1}}})
+	for _, s := range trickyStrings {
+		check(engine.Command{Rev: 7, Changes: []engine.Change{
+			{Op: engine.OpPut, Key: s, Value: s, ExpiresAt: 1893456000000},
+			{Op: engine.OpDelete, Key: s},
+			{Op: engine.OpExpire, Key: "k" + s},
+		}})
+	}
+	// Random strings of bytes likely to need care.
+	alphabet := []string{"a", "\"", "\\", "<", ">", "&", "\x00", "\x1f", "\n", "\u2028", "é", "😀", "\xff", "\xe2\x80", "\x80"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	randString := func() string {
+		var b strings.Builder
+		for range rng.IntN(12) {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		return b.String()
+	}
+	for range 2000 {
+		cmd := engine.Command{Rev: rng.Int64N(1 << 40)}
+		for range 1 + rng.IntN(3) {
+			cmd.Changes = append(cmd.Changes, engine.Change{Op: engine.OpPut, Key: randString(), Value: randString(), ExpiresAt: rng.Int64N(3) * 1893456000000})
+		}
+		check(cmd)
+	}
+}
+
+// TestAppendRecord_KnowsEveryField fails when a field is added to
+// engine.Command or engine.Change: AppendRecord writes the fields by hand
+// and must learn about it (and TestAppendRecord_SameAsEncodingJSON cover it).
+func TestAppendRecord_KnowsEveryField(t *testing.T) {
+	for _, c := range []struct {
+		v    any
+		want string
+	}{
+		{engine.Command{}, "Rev:rev Changes:ops"},
+		{engine.Change{}, "Op:op Key:key Value:value,omitempty ExpiresAt:expires_at,omitempty"},
+	} {
+		var fields []string
+		typ := reflect.TypeOf(c.v)
+		for i := range typ.NumField() {
+			if f := typ.Field(i); f.IsExported() {
+				fields = append(fields, f.Name+":"+f.Tag.Get("json"))
+			}
+		}
+		if got := strings.Join(fields, " "); got != c.want {
+			t.Errorf("%s has fields %q; AppendRecord writes %q", typ, got, c.want)
+		}
+	}
+}
+
+func BenchmarkAppendRecord(b *testing.B) {
+	cmd := engine.Command{Rev: 12345, Changes: []engine.Change{{Op: engine.OpPut, Key: "key/01234", Value: "value 1234"}}}
+	var buf []byte
+	for b.Loop() {
+		buf, _ = persist.AppendRecord(buf[:0], &cmd)
+	}
+}
