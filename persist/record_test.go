@@ -1,11 +1,14 @@
 package persist_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,8 +91,10 @@ func TestAppendRecord_SameAsEncodingJSON(t *testing.T) {
 }
 
 // TestAppendRecord_KnowsEveryField fails when a field is added to
-// engine.Command or engine.Change: AppendRecord writes the fields by hand
-// and must learn about it (and TestAppendRecord_SameAsEncodingJSON cover it).
+// engine.Command, engine.Change or engine.Entry: AppendRecord and
+// WriteSnapshot write the fields by hand and must learn about it (and
+// TestAppendRecord_SameAsEncodingJSON and TestWriteSnapshot_EntriesAsEncodingJSON
+// cover it).
 func TestAppendRecord_KnowsEveryField(t *testing.T) {
 	for _, c := range []struct {
 		v    any
@@ -97,6 +102,7 @@ func TestAppendRecord_KnowsEveryField(t *testing.T) {
 	}{
 		{engine.Command{}, "Rev:rev Changes:ops"},
 		{engine.Change{}, "Op:op Key:key Value:value,omitempty ExpiresAt:expires_at,omitempty"},
+		{engine.Entry{}, "Key:key Value:value CreateRev:create_rev ModRev:mod_rev Version:version ExpiresAt:expires_at,omitempty"},
 	} {
 		var fields []string
 		typ := reflect.TypeOf(c.v)
@@ -116,5 +122,34 @@ func BenchmarkAppendRecord(b *testing.B) {
 	var buf []byte
 	for b.Loop() {
 		buf, _ = persist.AppendRecord(buf[:0], &cmd)
+	}
+}
+
+// TestWriteSnapshot_EntriesAsEncodingJSON: each entry line of a snapshot is
+// encoding/json's encoding of the entry, though written by hand.
+func TestWriteSnapshot_EntriesAsEncodingJSON(t *testing.T) {
+	var entries []*engine.Entry
+	for i, s := range trickyStrings {
+		entries = append(entries, &engine.Entry{Key: fmt.Sprintf("%03d %s", i, s), Value: s,
+			CreateRev: int64(i + 1), ModRev: math.MaxInt64 - int64(i), Version: int64(i), ExpiresAt: int64(i%2) * 1893456000000})
+	}
+	var buf bytes.Buffer
+	if err := persist.WriteSnapshot(&buf, math.MaxInt64, slices.Clone(entries)); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(buf.String(), "\n")
+	// The header line, one line per entry (in key order, which the keys'
+	// numbers already give), then the footer.
+	if len(lines) < len(entries)+2 {
+		t.Fatalf("snapshot has %d lines for %d entries:\n%s", len(lines), len(entries), buf.String())
+	}
+	for i, e := range entries {
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSuffix(lines[i+1], ","); got != string(want) {
+			t.Errorf("entry %d:\n got %s\nwant %s", i, got, want)
+		}
 	}
 }
