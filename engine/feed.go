@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"math"
 	"strings"
 	"sync/atomic"
 )
@@ -135,45 +136,105 @@ func (s *Store) Watch(since int64, prefix string) (*Watcher, error) {
 // once the watcher fell behind what the feed holds, ErrClosed when the store
 // is closed, or the context's error.
 func (w *Watcher) Next(ctx context.Context, max int) ([]Event, error) {
+	for {
+		out, wake, err := w.read(math.MaxInt64, max, true)
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		if err := await(ctx, wake); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Read returns, without waiting, the events not read yet of revisions up to
+// rev, at most max of them as in Next; none when there are none. It returns
+// ErrLagged once the watcher fell behind what the feed holds.
+func (w *Watcher) Read(rev int64, max int) ([]Event, error) {
+	out, _, err := w.read(rev, max, false)
+	return out, err
+}
+
+// Wait waits until the feed holds changes the watcher has not read, to any
+// key: a Read may then find none under its prefix. It returns ErrClosed when
+// the store is closed and nothing is left to read, or the context's error.
+func (w *Watcher) Wait(ctx context.Context) error {
 	if w.err != nil {
+		return w.err
+	}
+	s := w.s
+	s.mu.RLock()
+	pending := w.seq < s.feed.next
+	var wake <-chan struct{}
+	var err error
+	if !pending {
+		wake, err = w.waitLocked()
+	}
+	s.mu.RUnlock()
+	if pending || err != nil {
+		return err
+	}
+	return await(ctx, wake)
+}
+
+// Pos returns the watcher's position in the feed. Watchers of the same
+// prefix at the same position read the same events, so whoever serves many
+// of them can read once and move the others on with Skip.
+func (w *Watcher) Pos() int64 { return w.seq }
+
+// Skip moves the watcher on to pos, a position that another watcher of the
+// same prefix reached reading from this one's: as if it had read the same.
+func (w *Watcher) Skip(pos int64) { w.seq = max(w.seq, pos) }
+
+// read takes the events up to rev and max under the store's lock. If it
+// finds none and wait is set, it also returns what to wait on for more (see
+// waitLocked).
+func (w *Watcher) read(rev int64, max int, wait bool) (out []Event, wake <-chan struct{}, err error) {
+	if w.err != nil {
+		return nil, nil, w.err
+	}
+	s := w.s
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	f := &s.feed
+	if w.seq < f.first {
+		w.err = ErrLagged
+		return nil, nil, w.err
+	}
+	for ; w.seq < f.next; w.seq++ {
+		ev := f.at(w.seq)
+		if ev.Rev > rev || max > 0 && len(out) >= max && out[len(out)-1].Rev != ev.Rev {
+			break
+		}
+		if strings.HasPrefix(ev.Key, w.prefix) {
+			out = append(out, *ev)
+		}
+	}
+	if len(out) == 0 && wait {
+		wake, err = w.waitLocked()
+	}
+	return out, wake, err
+}
+
+// waitLocked returns the channel to wait on for more events, having told
+// writers that someone waits, or ErrClosed when the store is closed (no
+// more will come). The caller holds the store's lock shared and has read
+// everything the feed holds.
+func (w *Watcher) waitLocked() (<-chan struct{}, error) {
+	if w.s.closed.Load() {
+		w.err = ErrClosed
 		return nil, w.err
 	}
-	for {
-		s := w.s
-		s.mu.RLock()
-		if w.seq < s.feed.first {
-			s.mu.RUnlock()
-			w.err = ErrLagged
-			return nil, w.err
-		}
-		var out []Event
-		for w.seq < s.feed.next {
-			ev := s.feed.at(w.seq)
-			if max > 0 && len(out) >= max && out[len(out)-1].Rev != ev.Rev {
-				break
-			}
-			w.seq++
-			if strings.HasPrefix(ev.Key, w.prefix) {
-				out = append(out, *ev)
-			}
-		}
-		closed := s.closed.Load()
-		wait := s.feed.notify
-		if len(out) == 0 {
-			s.feed.waiting.Store(true)
-		}
-		s.mu.RUnlock()
-		if len(out) > 0 {
-			return out, nil
-		}
-		if closed {
-			w.err = ErrClosed
-			return nil, w.err
-		}
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	w.s.feed.waiting.Store(true)
+	return w.s.feed.notify, nil
+}
+
+// await waits for wake or the end of ctx.
+func await(ctx context.Context, wake <-chan struct{}) error {
+	select {
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

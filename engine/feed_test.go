@@ -132,3 +132,66 @@ func TestStore_WatchClosed(t *testing.T) {
 		t.Fatalf("Next on a closing store = %v, want ErrClosed", err)
 	}
 }
+
+// TestWatcher_ReadUpTo checks Read: no waiting, no event past the revision
+// asked for, revisions kept whole past max, ErrLagged once left behind.
+func TestWatcher_ReadUpTo(t *testing.T) {
+	s := mustNew(t, engine.Options{History: 8})
+	w, _ := s.Watch(0, "a")
+	if evs, err := w.Read(100, 0); len(evs) != 0 || err != nil {
+		t.Fatalf("Read with nothing written = %v, %v; want none at once", evs, err)
+	}
+	// Revisions 1 to 4: a1; b1 (another prefix); a2 and a3 together; a4.
+	s.Put("a1", "v")
+	s.Put("b1", "v")
+	s.Txn([]engine.Op{{Type: engine.OpPut, Key: "a2", Value: "v"}, {Type: engine.OpPut, Key: "a3", Value: "v"}})
+	s.Put("a4", "v")
+	if evs, _ := w.Read(2, 0); len(evs) != 1 || evs[0].Rev != 1 {
+		t.Fatalf("Read(2) = %v, want the event of rev 1", evs)
+	}
+	if evs, _ := w.Read(4, 1); len(evs) != 2 || evs[1].Rev != 3 {
+		t.Fatalf("Read(4, max 1) = %v, want both events of rev 3", evs)
+	}
+	if evs, _ := w.Read(4, 0); len(evs) != 1 || evs[0].Rev != 4 {
+		t.Fatalf("Read(4) = %v, want the event of rev 4", evs)
+	}
+	for i := range 10 {
+		s.Put(fmt.Sprint("a", 10+i), "v")
+	}
+	if _, err := w.Read(100, 0); !errors.Is(err, engine.ErrLagged) {
+		t.Fatalf("Read after the feed moved on = %v, want ErrLagged", err)
+	}
+}
+
+// TestWatcher_WaitAndSkip checks Wait, and that a watcher moved with Skip to
+// where another of the same prefix read from its position reads on alike.
+func TestWatcher_WaitAndSkip(t *testing.T) {
+	s := mustNew(t, engine.Options{})
+	w1, _ := s.Watch(0, "a")
+	w2, _ := s.Watch(0, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := w1.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait with nothing written = %v, want the context's error", err)
+	}
+	go s.Put("b", "v") // any key wakes a waiter
+	if err := w1.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s.Put("a", "v")
+	if w1.Pos() != w2.Pos() {
+		t.Fatalf("watchers from the same revision at %d and %d", w1.Pos(), w2.Pos())
+	}
+	evs, _ := w1.Read(s.Rev(), 0)
+	w2.Skip(w1.Pos())
+	s.Put("a", "w")
+	e1, _ := w1.Read(s.Rev(), 0)
+	e2, _ := w2.Read(s.Rev(), 0)
+	if len(evs) != 1 || len(e1) != 1 || len(e2) != 1 || e1[0].Rev != e2[0].Rev {
+		t.Fatalf("read %v, then %v and after Skip %v; want one event each, the same after Skip", evs, e1, e2)
+	}
+	s.Close()
+	if err := w1.Wait(context.Background()); !errors.Is(err, engine.ErrClosed) {
+		t.Fatalf("Wait on a closed store = %v, want ErrClosed", err)
+	}
+}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -46,20 +48,22 @@ const (
 	DefaultWatchMessageBytes = 1 << 20
 	// DefaultWatchWriteBuffer is the websocket write buffer per connection.
 	DefaultWatchWriteBuffer = 16 << 10
-	// DefaultWatchCoalesce is how long a stream that has caught up waits
-	// after a message before reading the feed again, so the writes made
-	// meanwhile go out as one message. Without it every write costs every
-	// subscriber a wake-up and a system call: with 100 subscribers that
-	// took write throughput down to a few percent. It bounds the latency
-	// it adds, far below what a person or the 50 ms target notices.
+	// DefaultWatchCoalesce is how long, at most, a stream that has caught
+	// up waits after a message before reading the feed again, so the
+	// writes made meanwhile go out as one message. Without it every write
+	// costs every subscriber a wake-up and a system call: with 100
+	// subscribers that took write throughput down to a few percent. It
+	// bounds the latency it adds, far below what a person or the 50 ms
+	// target notices. The pauses of all streams end together (pacer).
 	DefaultWatchCoalesce = 5 * time.Millisecond
 	// watchCoalescePerStream and watchCoalesceMax grow the pause with the
 	// number of open streams: the server's cost is per message, so with
 	// many subscribers each one gathers longer and the total message rate
 	// stays bounded. 100 streams pause 25 ms, which took durable write
 	// throughput with 100 subscribers from about 33% to about 50% of that
-	// without, for a delivery p99 of about 30 ms, still under the 50 ms
-	// target; the cap keeps that bound with any number of streams.
+	// without (before streams shared their reads, see pacer), for a
+	// delivery p99 of about 30 ms, still under the 50 ms target; the cap
+	// keeps that bound with any number of streams.
 	watchCoalescePerStream = 250 * time.Microsecond
 	watchCoalesceMax       = 30 * time.Millisecond
 	// watchCloseGrace is how long the server waits for the client to
@@ -200,9 +204,12 @@ func (o WatchOptions) withDefaults() WatchOptions {
 // Each connection has exactly two goroutines: the handler's own, which
 // reads the store's change feed and writes every message and ping, and one
 // that reads control frames (pongs, close) and discards anything else.
+// Streams that read the same changes share one read of the feed and one
+// encoding of it (see pacer).
 func NewWatchHandler(store *engine.Store, opts WatchOptions) http.Handler {
 	opts = opts.withDefaults()
 	h := &watchHandler{store: store, opts: opts, origins: make(map[string]bool)}
+	h.pacer.store = store
 	for _, o := range opts.AllowedOrigins {
 		o = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(o), "/"))
 		if o == "*" {
@@ -227,6 +234,7 @@ type watchHandler struct {
 	store     *engine.Store
 	opts      WatchOptions
 	streams   atomic.Int64    // open streams, for the coalescing pause
+	pacer     pacer           // lines up the streams' pauses
 	origins   map[string]bool // lower-case "scheme://host[:port]"
 	anyOrigin bool
 	up        websocket.Upgrader
@@ -298,10 +306,13 @@ func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &stream{
 		h:        h,
 		conn:     conn,
+		w:        watcher,
+		prefix:   prefix,
 		withPrev: withPrev,
+		seen:     since,
 		readDone: make(chan struct{}),
 	}
-	st.run(r.Context(), since, watcher, werr)
+	st.run(r.Context(), werr)
 }
 
 // hijacker adds http.Hijacker to a ResponseWriter whose Hijack is reached
@@ -318,14 +329,37 @@ func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.rc.Hi
 type stream struct {
 	h        *watchHandler
 	conn     *websocket.Conn
+	w        *engine.Watcher
+	prefix   string
 	withPrev bool
-	buf      []byte        // the message being built, reused
+	seen     int64         // every matching change up to seen has been sent
+	state    streamState   // what the stream waits for before reading again
+	tick     *tick         // the tick the stream reads up to
+	buf      []byte        // the progress or compacted message being built
 	readDone chan struct{} // closed when readLoop returns: the client is gone
 }
 
-// run streams the changes w reads (or reports werr, the error taking the
+// streamState says what a stream waits for before it reads the feed again.
+type streamState int
+
+const (
+	// idle: the last read found nothing; wait for the feed to change.
+	idle streamState = iota
+	// paused: the last read sent a message; wait for the pacer's next
+	// tick, to gather the changes made meanwhile into one message.
+	paused
+	// behind: the last read stopped at Batch events before the tick's
+	// revision; read on at once.
+	behind
+)
+
+// writeError is a failed write to the client: the connection is dropped
+// without a close message, as the client is gone or not reading.
+type writeError struct{ error }
+
+// run streams the changes st.w reads (or reports werr, the error taking the
 // watcher gave) until the client goes or the stream is cut off.
-func (st *stream) run(ctx context.Context, since int64, w *engine.Watcher, werr error) {
+func (st *stream) run(ctx context.Context, werr error) {
 	defer st.conn.Close()
 	st.h.streams.Add(1)
 	defer st.h.streams.Add(-1)
@@ -333,66 +367,32 @@ func (st *stream) run(ctx context.Context, since int64, w *engine.Watcher, werr 
 	defer cancel()
 	go st.readLoop(cancel)
 
-	store := st.h.store
 	if werr != nil {
 		st.fail(werr)
 		return
 	}
-	if err := st.writeProgress(since); err != nil {
+	if err := st.writeProgress(st.seen); err != nil {
 		return
 	}
-
 	opts := st.h.opts
 	now := time.Now()
 	nextPing, nextProgress := now.Add(opts.PingInterval), now.Add(opts.ProgressInterval)
-	seen := since // every matching change up to seen has been sent
-	// before is a revision every change up to which was in the feed when
-	// Next last started to read it: if Next then finds nothing, every
-	// change up to before has been sent. It is read again only once the
-	// stream has caught up, as a stream that is behind has no use for it,
-	// and each read takes the store's lock.
-	before, caughtUp := since, true
 	for {
+		// Send changes until a ping or progress message is due.
 		due := nextPing
 		if nextProgress.Before(due) {
 			due = nextProgress
 		}
-		tick, stop := context.WithDeadline(ctx, due)
-		for {
-			if caughtUp {
-				before = store.Rev()
-			}
-			events, err := w.Next(tick, opts.Batch)
-			if err == nil {
-				if err := st.writeEvents(events); err != nil {
-					stop()
-					return
-				}
-				seen = max(seen, events[len(events)-1].Rev)
-				caughtUp = len(events) < opts.Batch
-				if caughtUp && opts.Coalesce > 0 {
-					st.pause(ctx, st.h.coalesce())
-				}
-				if tick.Err() != nil && ctx.Err() == nil {
-					// Next returns events without looking at its
-					// context: under steady traffic, pings and
-					// progress would never be due.
-					break
-				}
-				continue
-			}
-			if tick.Err() != nil && ctx.Err() == nil {
-				seen = max(seen, before)
-				break // time for a ping or progress
-			}
-			stop()
-			if ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			st.fail(err)
+		dueCtx, stop := context.WithDeadline(ctx, due)
+		err := st.pump(dueCtx)
+		stop()
+		if errors.As(err, new(writeError)) {
 			return
 		}
-		stop()
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			st.fail(cmp.Or(ctx.Err(), err))
+			return
+		}
 		now := time.Now()
 		if !now.Before(nextPing) {
 			if err := st.conn.WriteControl(websocket.PingMessage, nil, now.Add(opts.WriteTimeout)); err != nil {
@@ -401,7 +401,7 @@ func (st *stream) run(ctx context.Context, since int64, w *engine.Watcher, werr 
 			nextPing = now.Add(opts.PingInterval)
 		}
 		if !now.Before(nextProgress) {
-			if err := st.writeProgress(seen); err != nil {
+			if err := st.writeProgress(st.seen); err != nil {
 				return
 			}
 			nextProgress = now.Add(opts.ProgressInterval)
@@ -409,14 +409,209 @@ func (st *stream) run(ctx context.Context, since int64, w *engine.Watcher, werr 
 	}
 }
 
-// pause waits for d, or less if ctx ends.
-func (st *stream) pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+// pump reads the feed and sends what it finds until ctx ends (its error is
+// then returned) or the stream must stop.
+func (st *stream) pump(ctx context.Context) error {
+	for {
+		r, err := st.next(ctx)
+		if err == nil {
+			err = r.err
+		}
+		if err != nil {
+			return err
+		}
+		if err := st.writeRead(r); err != nil {
+			return writeError{err}
+		}
+		st.advance(r)
+		// A read does not look at ctx while there are changes: under
+		// steady traffic, pings and progress would never be due.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
+}
+
+// next waits as st.state says, then reads the feed up to its tick.
+func (st *stream) next(ctx context.Context) (*feedRead, error) {
+	switch st.state {
+	case idle:
+		if err := st.w.Wait(ctx); err != nil {
+			return nil, err
+		}
+		st.tick = st.h.pacer.now(st.seen)
+	case paused:
+		t := st.h.pacer.wait(ctx, st.h.coalesce())
+		if t == nil {
+			return nil, ctx.Err()
+		}
+		st.tick = t
+	}
+	return st.tick.read(st), nil
+}
+
+// advance records what a read sent and chooses what to wait for next.
+func (st *stream) advance(r *feedRead) {
+	if r.n >= st.h.opts.Batch {
+		st.seen, st.state = max(st.seen, r.lastRev), behind
+		return
+	}
+	st.seen = max(st.seen, r.rev)
+	if r.n > 0 && st.h.opts.Coalesce > 0 {
+		st.state = paused
+	} else {
+		// Nothing found, or no pause: read again once there is more,
+		// which with no pause may be at once.
+		st.state = idle
+	}
+}
+
+// feedRead is one read of the feed, encoded as the messages to send.
+type feedRead struct {
+	rev     int64 // the read took every change up to rev, unless n reached Batch
+	n       int   // events read
+	lastRev int64 // the last event's revision
+	end     int64 // the watcher's position after the read
+	// msgs are framed once for all the streams that share the read, each
+	// of which then writes the frames as they are.
+	msgs []*websocket.PreparedMessage
+	err  error // the read's error, for the streams that share it
+}
+
+// writeRead sends the messages of r.
+func (st *stream) writeRead(r *feedRead) error {
+	for _, msg := range r.msgs {
+		if err := st.conn.SetWriteDeadline(time.Now().Add(st.h.opts.WriteTimeout)); err != nil {
+			return err
+		}
+		if err := st.conn.WritePreparedMessage(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read reads the events up to rev (at most Batch of them) and encodes them.
+func (st *stream) read(rev int64) *feedRead {
+	events, err := st.w.Read(rev, st.h.opts.Batch)
+	r := &feedRead{rev: rev, n: len(events), end: st.w.Pos(), err: err}
+	if len(events) == 0 {
+		return r
+	}
+	r.lastRev = events[len(events)-1].Rev
+	for _, b := range encodeEvents(events, st.withPrev, st.h.opts.MessageBytes) {
+		msg, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+		if err != nil {
+			r.err = err
+			break
+		}
+		r.msgs = append(r.msgs, msg)
+	}
+	return r
+}
+
+// pacer lines up the reads of a handler's streams. A stream that has sent
+// a message waits for the next tick, shared by all streams, rather than for
+// a timer of its own (DefaultWatchCoalesce), and streams woken together by
+// a write share a tick too. Streams then read from the same position up to
+// the same revision, the tick's, and send the same messages, which the
+// first of them reads and encodes for all (tick.read). Before, every stream
+// read the feed under the store's lock and encoded every event for itself,
+// and the streams' wake-ups were spread over the whole pause, each one
+// delaying the writers.
+type pacer struct {
+	store *engine.Store
+	mu    sync.Mutex
+	next  *tick // the tick paused streams wait for; nil when none is
+	last  *tick // the tick that fired last
+}
+
+// tick is a revision that streams read up to, with the reads made for it,
+// shared by the streams that read alike.
+type tick struct {
+	fired chan struct{} // closed when the tick fires
+	rev   int64         // the store's revision then; set before fired closes
+	mu    sync.Mutex
+	reads map[readKey]*sharedRead
+}
+
+func newTick() *tick {
+	return &tick{fired: make(chan struct{}), reads: make(map[readKey]*sharedRead)}
+}
+
+// readKey identifies streams that read the same events from the feed up to
+// a tick and encode them the same way: a stream's messages depend on
+// nothing else.
+type readKey struct {
+	pos      int64 // the watcher's position (engine.Watcher.Pos)
+	prefix   string
+	withPrev bool
+}
+
+type sharedRead struct {
+	once sync.Once
+	r    *feedRead
+}
+
+// wait returns the next tick once it fires, or nil if ctx ends first. The
+// first stream to wait for a tick schedules it, d from then.
+func (p *pacer) wait(ctx context.Context, d time.Duration) *tick {
+	p.mu.Lock()
+	t := p.next
+	if t == nil {
+		t = newTick()
+		p.next = t
+		time.AfterFunc(d, func() { p.fire(t) })
+	}
+	p.mu.Unlock()
+	select {
+	case <-t.fired:
+		return t
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+func (p *pacer) fire(t *tick) {
+	rev := p.store.Rev()
+	p.mu.Lock()
+	t.rev = rev
+	p.next, p.last = nil, t
+	p.mu.Unlock()
+	close(t.fired)
+}
+
+// now returns a tick to read up to at once, for a stream that has seen
+// every change up to seen and found the feed changed since: the last one
+// if it is past seen (the streams that a write woke share it), or else a
+// new one at the store's revision.
+func (p *pacer) now(seen int64) *tick {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last == nil || p.last.rev <= seen {
+		t := newTick()
+		t.rev = p.store.Rev()
+		close(t.fired)
+		p.last = t
+	}
+	return p.last
+}
+
+// read returns st's read up to the tick's revision: made by the first
+// stream at st's position with st's prefix and options, and then taken by
+// the others, whose watchers move on as if they had read it themselves.
+func (t *tick) read(st *stream) *feedRead {
+	key := readKey{st.w.Pos(), st.prefix, st.withPrev}
+	t.mu.Lock()
+	sr := t.reads[key]
+	if sr == nil {
+		sr = &sharedRead{}
+		t.reads[key] = sr
+	}
+	t.mu.Unlock()
+	sr.once.Do(func() { sr.r = st.read(t.rev) })
+	st.w.Skip(sr.r.end)
+	return sr.r
 }
 
 // readLoop reads what the client sends: pongs extend the read deadline, a
@@ -490,35 +685,48 @@ func (st *stream) writeProgress(rev int64) error {
 	return st.writeMessage(st.buf)
 }
 
-// writeEvents sends events as one message, or as several split at revision
-// boundaries once a message passes MessageBytes.
-func (st *stream) writeEvents(events []engine.Event) error {
-	limit := st.h.opts.MessageBytes
-	start := 0
-	st.buf = st.buf[:0]
+// encodeEvents encodes events as one events message, or as several split
+// at revision boundaries once a message passes limit bytes.
+func encodeEvents(events []engine.Event, withPrev bool, limit int) [][]byte {
+	var msgs [][]byte
+	var b []byte
 	for i := range events {
-		if i > start && events[i].Rev != events[i-1].Rev && len(st.buf) >= limit {
-			if err := st.flushEvents(events[i-1].Rev); err != nil {
-				return err
-			}
-			start = i
+		if b != nil && events[i].Rev != events[i-1].Rev && len(b) >= limit {
+			msgs = append(msgs, endEvents(b, events[i-1].Rev))
+			b = nil
 		}
-		if i == start {
-			st.buf = append(st.buf[:0], `{"type":"events","events":[`...)
+		if b == nil {
+			b = make([]byte, 0, min(limit, encodedSize(events[i:], withPrev)))
+			b = append(b, `{"type":"events","events":[`...)
 		} else {
-			st.buf = append(st.buf, ',')
+			b = append(b, ',')
 		}
-		st.buf = appendEvent(st.buf, &events[i], st.withPrev)
+		b = appendEvent(b, &events[i], withPrev)
 	}
-	return st.flushEvents(events[len(events)-1].Rev)
+	return append(msgs, endEvents(b, events[len(events)-1].Rev))
 }
 
-// flushEvents closes the events message in buf with its rev and sends it.
-func (st *stream) flushEvents(rev int64) error {
-	st.buf = append(st.buf, `],"rev":`...)
-	st.buf = strconv.AppendInt(st.buf, rev, 10)
-	st.buf = append(st.buf, '}')
-	return st.writeMessage(st.buf)
+// encodedSize estimates the size of events encoded, to size the buffer.
+func encodedSize(events []engine.Event, withPrev bool) int {
+	n := 64
+	for i := range events {
+		ev := &events[i]
+		n += len(ev.Key) + 96
+		if ev.Entry != nil {
+			n += len(ev.Entry.Value)
+		}
+		if withPrev && ev.Prev != nil {
+			n += len(ev.Prev.Value) + 16
+		}
+	}
+	return n
+}
+
+// endEvents closes an events message with its rev.
+func endEvents(b []byte, rev int64) []byte {
+	b = append(b, `],"rev":`...)
+	b = strconv.AppendInt(b, rev, 10)
+	return append(b, '}')
 }
 
 func (st *stream) writeMessage(msg []byte) error {
