@@ -72,12 +72,12 @@ func AppendRecord(dst []byte, cmd *engine.Command) ([]byte, error) {
 // appendChange appends ch as encoding/json does, omitempty fields included.
 func appendChange(dst []byte, ch *engine.Change) []byte {
 	dst = append(dst, `{"op":`...)
-	dst = AppendJSONString(dst, string(ch.Op))
+	dst = AppendJSONString(dst, string(ch.Op), true)
 	dst = append(dst, `,"key":`...)
-	dst = AppendJSONString(dst, ch.Key)
+	dst = AppendJSONString(dst, ch.Key, true)
 	if ch.Value != "" {
 		dst = append(dst, `,"value":`...)
-		dst = AppendJSONString(dst, ch.Value)
+		dst = AppendJSONString(dst, ch.Value, true)
 	}
 	if ch.ExpiresAt != 0 {
 		dst = append(dst, `,"expires_at":`...)
@@ -86,18 +86,21 @@ func appendChange(dst []byte, ch *engine.Change) []byte {
 	return append(dst, '}')
 }
 
-// AppendJSONString appends s as a JSON string exactly as encoding/json's
-// Marshal spells it: `"` and `\` escaped, \b \f \n \r \t short, other
-// control characters and the HTML characters < > & as \u00XX, U+2028 and
-// U+2029 as \u2028 and \u2029, and each byte of invalid UTF-8 as \ufffd.
-func AppendJSONString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string exactly as encoding/json
+// spells it: `"` and `\` escaped, \b \f \n \r \t short, other control
+// characters as \u00XX, U+2028 and U+2029 as \u2028 and \u2029, and each
+// byte of invalid UTF-8 as \ufffd. With escapeHTML (Marshal's default, and
+// the files' spelling) < > & are written as \u00XX too; without it (an
+// Encoder with SetEscapeHTML(false), the API's spelling) they are left as
+// they are.
+func AppendJSONString(dst []byte, s string, escapeHTML bool) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' && (!escapeHTML || c != '<' && c != '>' && c != '&') {
 				i++
 				continue
 			}

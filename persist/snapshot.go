@@ -181,9 +181,9 @@ func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, 
 // TestAppendEntry hold it to that), by hand: a snapshot writes one per key.
 func appendEntry(dst []byte, e *engine.Entry) []byte {
 	dst = append(dst, `{"key":`...)
-	dst = AppendJSONString(dst, e.Key)
+	dst = AppendJSONString(dst, e.Key, true)
 	dst = append(dst, `,"value":`...)
-	dst = AppendJSONString(dst, e.Value)
+	dst = AppendJSONString(dst, e.Value, true)
 	dst = append(dst, `,"create_rev":`...)
 	dst = strconv.AppendInt(dst, e.CreateRev, 10)
 	dst = append(dst, `,"mod_rev":`...)

@@ -186,7 +186,7 @@ func encodeSync(sf syncFile) (string, error) {
 				b = append(b, ',')
 			}
 			p := sf.Pending[k]
-			b = persist.AppendJSONString(b, k)
+			b = persist.AppendJSONString(b, k, true)
 			b = append(b, ":["...)
 			b = strconv.AppendInt(b, p[0], 10)
 			b = append(b, ',')

@@ -14,11 +14,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist"
 )
 
 // Defaults for the zero values of WatchOptions. The timing constants follow
@@ -768,57 +768,9 @@ func appendEvent(b []byte, ev *engine.Event, withPrev bool) []byte {
 	return append(b, '}')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaping what JSON requires
-// plus U+2028 and U+2029 (line breaks to JavaScript), and turning invalid
-// UTF-8 into U+FFFD as encoding/json does. HTML characters are left as
-// they are, like the rest of the API's JSON.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
+// appendJSONString appends s as a JSON string, HTML characters left as
+// they are like the rest of the API's JSON (see persist.AppendJSONString).
+func appendJSONString(b []byte, s string) []byte { return persist.AppendJSONString(b, s, false) }
 
 // coalesce returns how long a caught-up stream pauses after a message:
 // Options.Coalesce, longer when many streams are open (see
