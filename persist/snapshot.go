@@ -178,7 +178,8 @@ func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, 
 }
 
 // appendEntry appends e as encoding/json spells it (the golden snapshot and
-// TestAppendEntry hold it to that), by hand: a snapshot writes one per key.
+// TestWriteSnapshot_EntriesAsEncodingJSON hold it to that), by hand: a
+// snapshot writes one per key.
 func appendEntry(dst []byte, e *engine.Entry) []byte {
 	dst = append(dst, `{"key":`...)
 	dst = AppendJSONString(dst, e.Key, true)
