@@ -87,12 +87,13 @@
     write(handle, ops) {
       let size = 4;
       for (const o of ops) size += 25 + 3 * (o.key.length + o.value.length); // UTF-8 takes ≤ 3 bytes a unit
+      if (size > 0x7fffffff) throw new PyKVOfflineError({ code: "too_large", message: "These writes are too large to hand to the copy at once." });
       const start = this._x.pykv_buffer(size);
       const mem = this._bytes(); // after pykv_buffer, which may grow the memory
       const view = new DataView(mem.buffer);
       let at = start;
       const str = (s) => {
-        const n = this._enc.encodeInto(s, mem.subarray(at + 4)).written;
+        const n = this._enc.encodeInto(s, mem.subarray(at + 4, start + size)).written;
         view.setUint32(at, n, true);
         at += 4 + n;
       };

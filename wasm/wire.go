@@ -38,6 +38,8 @@ import (
 const (
 	wireOpPut    = 1
 	wireOpDelete = 2
+	// wireOpMinBytes is the size of a write with an empty key and value.
+	wireOpMinBytes = 1 + 8 + 8 + 4 + 4
 
 	wireOK      = 0
 	wireDeleted = 1
@@ -53,7 +55,7 @@ var errBadWire = errors.New("malformed write request")
 func decodeWrites(b []byte) ([]engine.Op, error) {
 	r := wireReader{b: b}
 	n := r.uint32()
-	if r.bad || n > uint32(len(b)) { // every op takes at least one byte: n is sane
+	if r.bad || uint64(n)*wireOpMinBytes > uint64(len(b)) { // n is sane before anything is made for it
 		return nil, errBadWire
 	}
 	ops := make([]engine.Op, n)

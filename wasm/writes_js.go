@@ -32,6 +32,10 @@ import (
 // the page's listeners. (A nested call would let Go's scheduler resume the
 // write from inside it, on the wrong JavaScript stack.)
 
+// wireKeepBytes is the buffer size kept between writes; a larger one, made
+// for a large request, is let go at the next small one.
+const wireKeepBytes = 64 << 10
+
 // wire is the buffer the requests and answers pass through, and the copies
 // open by handle.
 var wire struct {
@@ -68,8 +72,13 @@ func unregister(h int32) {
 //
 //go:wasmexport pykv_buffer
 func wireBuffer(size int32) uint32 {
-	if int(size) > cap(wire.buf) {
+	switch {
+	case int(size) > cap(wire.buf):
 		wire.buf = make([]byte, size)
+	case size > 0 && int(size) <= wireKeepBytes && cap(wire.buf) > wireKeepBytes:
+		// A new request, small, after a large one: let the large buffer
+		// go. (Size 0 asks where an answer is: the buffer must stay.)
+		wire.buf = make([]byte, wireKeepBytes)
 	}
 	wire.buf = wire.buf[:cap(wire.buf)]
 	return uint32(uintptr(unsafe.Pointer(unsafe.SliceData(wire.buf))))

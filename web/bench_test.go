@@ -119,7 +119,7 @@ func benchLoad(b *testing.B, url string, vsBaseline bool, newReq func(buf []byte
 		next      atomic.Int64
 		mu        sync.Mutex
 		latencies = make([]time.Duration, 0, b.N)
-		failure   atomic.Value
+		failure   atomic.Value // always fmt.Errorf("load: %w"): Store panics on a second type
 		wg        sync.WaitGroup
 	)
 	conns := make([]*loadConn, benchConns)
@@ -148,12 +148,12 @@ func benchLoad(b *testing.B, url string, vsBaseline bool, newReq func(buf []byte
 				t0 := time.Now()
 				status, err := c.roundTrip(req)
 				if err != nil {
-					failure.Store(err)
+					failure.Store(fmt.Errorf("load: %w", err))
 					return
 				}
 				local = append(local, time.Since(t0))
 				if status >= 300 {
-					failure.Store(fmt.Errorf("request %d: status %d", i, status))
+					failure.Store(fmt.Errorf("load: %w", fmt.Errorf("request %d: status %d", i, status)))
 					return
 				}
 			}

@@ -457,6 +457,7 @@ func (st *stream) advance(r *feedRead) {
 		return
 	}
 	st.seen = max(st.seen, r.rev)
+	st.tick = nil // the next wait gives the next tick; keep none meanwhile
 	if r.n > 0 && st.h.opts.Coalesce > 0 {
 		st.state = paused
 	} else {
@@ -475,6 +476,7 @@ type feedRead struct {
 	// msgs are framed once for all the streams that share the read, each
 	// of which then writes the frames as they are.
 	msgs []*websocket.PreparedMessage
+	size int   // the bytes of msgs' payloads
 	err  error // the read's error, for the streams that share it
 }
 
@@ -500,6 +502,7 @@ func (st *stream) read(rev int64) *feedRead {
 	}
 	r.lastRev = events[len(events)-1].Rev
 	for _, b := range encodeEvents(events, st.withPrev, st.h.opts.MessageBytes) {
+		r.size += len(b)
 		msg, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
 		if err != nil {
 			r.err = err
@@ -533,7 +536,16 @@ type tick struct {
 	rev   int64         // the store's revision then; set before fired closes
 	mu    sync.Mutex
 	reads map[readKey]*sharedRead
+	bytes int // the encoded size of the reads kept (see keep)
 }
+
+// tickKeepBytes bounds the encoded messages a tick keeps for streams to
+// share. Streams catching up read chunk after chunk (Batch events each)
+// against the same tick, and streams that came back with different
+// revisions read different chunks: unbounded, a tick would keep all the
+// history they read, once per position. Past the bound the reads furthest
+// behind are let go; a stream that still needs one reads it again itself.
+const tickKeepBytes = 16 << 20
 
 func newTick() *tick {
 	return &tick{fired: make(chan struct{}), reads: make(map[readKey]*sharedRead)}
@@ -551,6 +563,7 @@ type readKey struct {
 type sharedRead struct {
 	once sync.Once
 	r    *feedRead
+	size int // set by keep, under the tick's mu, once r is made
 }
 
 // wait returns the next tick once it fires, or nil if ctx ends first. The
@@ -609,9 +622,36 @@ func (t *tick) read(st *stream) *feedRead {
 		t.reads[key] = sr
 	}
 	t.mu.Unlock()
-	sr.once.Do(func() { sr.r = st.read(t.rev) })
+	sr.once.Do(func() {
+		sr.r = st.read(t.rev)
+		t.keep(key, sr)
+	})
 	st.w.Skip(sr.r.end)
 	return sr.r
+}
+
+// keep counts the size of a read just made and, past tickKeepBytes, lets go
+// of the kept reads furthest behind (the lowest feed positions), never the
+// one just made.
+func (t *tick) keep(key readKey, sr *sharedRead) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sr.size = max(sr.r.size, 1) // 0 marks reads still being made
+	t.bytes += sr.size
+	for t.bytes > tickKeepBytes {
+		var oldest readKey
+		found := false
+		for k, other := range t.reads {
+			if k != key && other.size > 0 && (!found || k.pos < oldest.pos) {
+				oldest, found = k, true
+			}
+		}
+		if !found {
+			return
+		}
+		t.bytes -= t.reads[oldest].size
+		delete(t.reads, oldest)
+	}
 }
 
 // readLoop reads what the client sends: pongs extend the read deadline, a

@@ -867,3 +867,34 @@ func stopBenchSubs(subs []*benchSub) {
 		<-s.done
 	}
 }
+
+// TestTick_KeepsBoundedReads: streams catching up through a long history
+// read chunk after chunk against one tick; the tick must not keep them all.
+// It keeps at most tickKeepBytes, letting go of the chunks furthest behind
+// and never of the one just read.
+func TestTick_KeepsBoundedReads(t *testing.T) {
+	tk := newTick()
+	const chunk = 1 << 20
+	for pos := range int64(64) {
+		key := readKey{pos: pos * 1024, prefix: "p/"}
+		sr := &sharedRead{r: &feedRead{size: chunk}}
+		tk.reads[key] = sr
+		tk.keep(key, sr)
+		if tk.bytes > tickKeepBytes {
+			t.Fatalf("after %d chunks the tick keeps %d bytes, more than %d", pos+1, tk.bytes, tickKeepBytes)
+		}
+		if tk.reads[key] != sr {
+			t.Fatalf("the read just made (pos %d) was let go", key.pos)
+		}
+	}
+	total := 0
+	for k, sr := range tk.reads {
+		total += sr.size
+		if k.pos < (64-tickKeepBytes/chunk)*1024 {
+			t.Errorf("kept the chunk at %d, behind newer ones", k.pos)
+		}
+	}
+	if total != tk.bytes || len(tk.reads) != tickKeepBytes/chunk {
+		t.Errorf("keeps %d reads of %d bytes, counted %d; want %d reads", len(tk.reads), total, tk.bytes, tickKeepBytes/chunk)
+	}
+}
