@@ -117,10 +117,7 @@ func (l *Log) Append(cmds []engine.Command) error {
 	}
 	l.buf = l.buf[:0]
 	for i := range cmds {
-		var err error
-		if l.buf, err = AppendRecord(l.buf, &cmds[i]); err != nil {
-			return fmt.Errorf("encode revision %d: %w", cmds[i].Rev, err)
-		}
+		l.buf = AppendRecord(l.buf, &cmds[i])
 	}
 	n, err := l.f.Write(l.buf)
 	if err == nil && n != len(l.buf) {

@@ -49,7 +49,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // The line is byte for byte what encoding/json makes of cmd (the record
 // tests compare them), written by hand: this runs once per write, and in
 // the browser copy reflection was most of the cost of a put.
-func AppendRecord(dst []byte, cmd *engine.Command) ([]byte, error) {
+func AppendRecord(dst []byte, cmd *engine.Command) []byte {
 	start := len(dst)
 	dst = append(dst, `{"rev":`...)
 	dst = strconv.AppendInt(dst, cmd.Rev, 10)
@@ -66,7 +66,7 @@ func AppendRecord(dst []byte, cmd *engine.Command) ([]byte, error) {
 		}
 		dst = append(dst, ']')
 	}
-	return appendCRC(dst, crc32.Checksum(dst[start:], castagnoli)), nil
+	return appendCRC(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
 // appendChange appends ch as encoding/json does, omitempty fields included.

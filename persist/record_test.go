@@ -51,10 +51,7 @@ var trickyStrings = []string{
 func TestAppendRecord_SameAsEncodingJSON(t *testing.T) {
 	check := func(cmd engine.Command) {
 		t.Helper()
-		got, err := persist.AppendRecord([]byte("prefix"), &cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := persist.AppendRecord([]byte("prefix"), &cmd)
 		want := append([]byte("prefix"), marshalRecord(t, &cmd)...)
 		if string(got) != string(want) {
 			t.Fatalf("AppendRecord(%+v)\n got %q\nwant %q", cmd, got, want)
@@ -121,7 +118,7 @@ func BenchmarkAppendRecord(b *testing.B) {
 	cmd := engine.Command{Rev: 12345, Changes: []engine.Change{{Op: engine.OpPut, Key: "key/01234", Value: "value 1234"}}}
 	var buf []byte
 	for b.Loop() {
-		buf, _ = persist.AppendRecord(buf[:0], &cmd)
+		buf = persist.AppendRecord(buf[:0], &cmd)
 	}
 }
 

@@ -87,7 +87,7 @@ func TestFormat_LogRecords(t *testing.T) {
 		if err != nil {
 			t.Fatalf("revision %d: %v", rev, err)
 		}
-		again, _ := persist.AppendRecord(nil, &cmd)
+		again := persist.AppendRecord(nil, &cmd)
 		if string(again) != item {
 			t.Fatalf("revision %d: item %q is not persist's encoding %q", rev, item, again)
 		}

@@ -471,10 +471,7 @@ func (j journal) Append(cmds []engine.Command) error {
 	}
 	buf := make([]byte, 0, recordsSize(cmds))
 	for i := range cmds {
-		var err error
-		if buf, err = persist.AppendRecord(buf, &cmds[i]); err != nil {
-			return err
-		}
+		buf = persist.AppendRecord(buf, &cmds[i])
 	}
 	value := string(buf)
 	units := jsLen(key) + jsLen(value)

@@ -265,7 +265,7 @@ func TestLocalDB_Corrupt(t *testing.T) {
 		{"GarbledSnapshotLogDeletes", func(st *memStorage, logs []string) {
 			st.SetItem("pykv/t/snapshot", "{garbage")
 			// A record deleting a key of the lost snapshot no longer fits.
-			rec, _ := persist.AppendRecord(nil, &engine.Command{Rev: 7, Changes: []engine.Change{{Op: engine.OpDelete, Key: "s1"}}})
+			rec := persist.AppendRecord(nil, &engine.Command{Rev: 7, Changes: []engine.Change{{Op: engine.OpDelete, Key: "s1"}}})
 			st.SetItem(logs[1], string(rec))
 		}, func(logs []string) []string { return append([]string{"pykv/t/snapshot"}, logs[1:]...) }, []string{"l0"}},
 		{"ForeignItems", func(st *memStorage, logs []string) {
