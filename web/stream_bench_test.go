@@ -367,4 +367,3 @@ func benchNumber(b []byte) (int64, int) {
 	}
 	return n, i
 }
-
