@@ -107,7 +107,8 @@ func TestOffline_PersistsAcrossReload(t *testing.T) {
 	var ms float64
 	eval(t, page, strings.Replace(putMany, "N", "10000", 1), &ms)
 	t.Logf("10k awaited puts: %.0f ms", ms)
-	eval(t, page, `async () => { await db.put("ttl", "soon", {ttl: 3600}); await db.delete("key/00007"); }`, nil)
+	// Keys and values past ASCII take another path into and out of storage.
+	eval(t, page, `async () => { await db.put("ttl", "soon", {ttl: 3600}); await db.delete("key/00007"); await db.put("ünï €", "välue 😀"); }`, nil)
 
 	if _, err := page.Reload(); err != nil {
 		t.Fatal(err)
@@ -118,6 +119,7 @@ func TestOffline_PersistsAcrossReload(t *testing.T) {
 		V       string
 		Gone    bool
 		TTL     int64
+		Uni     string
 		Aside   int
 		Pending int
 	}
@@ -126,11 +128,36 @@ func TestOffline_PersistsAcrossReload(t *testing.T) {
 		V: db.get("key/09999").value,
 		Gone: db.get("key/00007") === null,
 		TTL: db.get("ttl").expires_at,
+		Uni: db.get("ünï €").value,
 		Aside: (db.status().recovery.set_aside || []).length,
 		Pending: db.pending().length,
 	})`, &got)
-	if got.N != 9999 || got.V != "value 9999" || !got.Gone || got.TTL == 0 || got.Aside != 0 || got.Pending != 10000 {
-		t.Fatalf("after reload: %+v; want 9999 keys, key/09999 = value 9999, key/00007 gone, a TTL, nothing set aside, 10000 pending", got)
+	if got.N != 9999 || got.V != "value 9999" || !got.Gone || got.TTL == 0 || got.Uni != "välue 😀" || got.Aside != 0 || got.Pending != 10001 {
+		t.Fatalf("after reload: %+v; want 9999 keys, key/09999 = value 9999, key/00007 gone, a TTL, ünï € = välue 😀, nothing set aside, 10001 pending", got)
+	}
+}
+
+// TestOffline_FoldsWhenIdle: a run of writes leaves a log that is due for
+// folding as it is (a fold rewrites the whole snapshot); once the writes
+// stop, the page folds it.
+func TestOffline_FoldsWhenIdle(t *testing.T) {
+	site := offlineSite(t, nil)
+	page := newPage(t, site)
+	openOffline(t, page, "")
+	var got struct{ Before, After map[string]any }
+	eval(t, page, `async () => {
+		const small = await PyKVOffline.open({name: "idle", foldMinUnits: 2000});
+		for (let i = 0; small.status().log_units <= 2000; i++) await small.put("k" + i, "v".repeat(50));
+		const before = small.status();
+		const deadline = performance.now() + 5000;
+		while (small.status().log_items > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+		return {Before: before, After: small.status()};
+	}`, &got)
+	if got.Before["log_items"].(float64) == 0 || got.Before["snapshot_units"].(float64) != 0 {
+		t.Fatalf("the writes folded the log themselves: %v", got.Before)
+	}
+	if got.After["log_items"].(float64) != 0 || got.After["snapshot_units"].(float64) == 0 || got.After["keys"] != got.Before["keys"] {
+		t.Fatalf("5 s after the writes stopped: %v; want the log folded into the snapshot (before: %v)", got.After, got.Before)
 	}
 }
 

@@ -52,6 +52,12 @@
   // module localStorage's setItem and removeItem taking strings as (address,
   // length) in the module's memory, which spares the module making
   // JavaScript strings.
+  // FOLD_IDLE_MS is how long writes must have stopped before the copy folds.
+  const FOLD_IDLE_MS = 200;
+
+  // SHORT is the longest string Wire converts by hand when it is ASCII.
+  const SHORT = 256;
+
   class Wire {
     constructor(exports) {
       this._x = exports;
@@ -79,7 +85,15 @@
       return this._mem;
     }
 
-    _text(at, n) { return this._dec.decode(this._bytes().subarray(at, at + n)); }
+    // _text reads n bytes of UTF-8 at address at. Short ASCII text (most
+    // keys and log items) is made without TextDecoder, whose cost per call
+    // is many times the work on a few dozen bytes.
+    _text(at, n) {
+      const b = this._bytes().subarray(at, at + n);
+      if (n > SHORT) return this._dec.decode(b);
+      for (let i = 0; i < n; i++) if (b[i] >= 0x80) return this._dec.decode(b);
+      return String.fromCharCode.apply(null, b);
+    }
 
     // write carries out ops ({op, key, value, ttl, if_rev}, in order) on the
     // copy with this handle and returns one {ok: entry or revision} or
@@ -93,7 +107,11 @@
       const view = new DataView(mem.buffer);
       let at = start;
       const str = (s) => {
-        const n = this._enc.encodeInto(s, mem.subarray(at + 4, start + size)).written;
+        let n = 0;
+        if (s.length <= SHORT) { // ASCII by hand, as in _text
+          for (let c; n < s.length && (c = s.charCodeAt(n)) < 0x80; n++) mem[at + 4 + n] = c;
+        }
+        if (n < s.length) n = this._enc.encodeInto(s, mem.subarray(at + 4, start + size)).written;
         view.setUint32(at, n, true);
         at += 4 + n;
       };
@@ -194,6 +212,8 @@
       this._listeners = new Set();
       this._stopCore = null;
       this._catchUpTimer = 0;
+      this._foldTimer = 0;
+      this._closed = false;
       this._onStorage = (e) => {
         if (e.key === null || e.key.startsWith("pykv/" + name + "/")) this._scheduleCatchUp();
       };
@@ -343,6 +363,8 @@
 
     close() {
       global.removeEventListener("storage", this._onStorage);
+      clearTimeout(this._foldTimer);
+      this._closed = true;
       if (this._stopCore) { this._stopCore(); this._stopCore = null; }
       unwrap(this._core.close());
     }
@@ -404,7 +426,21 @@
       }).finally(() => {
         this._draining = false;
         if (this._queue.length) this._drain();
+        else this._scheduleFold();
       });
+    }
+
+    // _scheduleFold folds the copy's log into its snapshot, if that is
+    // due, once writes have stopped for FOLD_IDLE_MS: while they go on the
+    // copy folds only when its log has grown well past due, since a fold
+    // rewrites the whole snapshot (wasm/localdb.go, foldPressFactor).
+    _scheduleFold() {
+      clearTimeout(this._foldTimer);
+      this._foldTimer = setTimeout(() => {
+        this._foldTimer = 0;
+        if (this._draining || this._closed) return; // the drain schedules again
+        withLock(this._lock, () => { if (!this._closed) unwrap(this._core.foldIfDue()); }).catch((e) => console.error("PyKV offline:", e));
+      }, FOLD_IDLE_MS);
     }
 
     _scheduleCatchUp() {

@@ -109,6 +109,57 @@ func TestLocalDB_Reopen(t *testing.T) {
 	}
 }
 
+// TestLocalDB_FoldWhenIdle: during writes the copy folds only once its log
+// is foldPressFactor times past due; FoldIfDue, which the page calls once
+// writes stop, folds as soon as it is due, and not before.
+func TestLocalDB_FoldWhenIdle(t *testing.T) {
+	st := newMemStorage(0)
+	opts := testOptions()
+	opts.FoldMinUnits = 1000
+	db := mustOpenDB(t, st, opts)
+	put := func(i int) { mustPut(t, db, fmt.Sprintf("k%02d", i%40), strings.Repeat("v", 20)) }
+	i := 0
+	for ; db.Status().LogUnits <= opts.FoldMinUnits; i++ {
+		put(i)
+	}
+	if err := db.FoldIfDue(); err != nil {
+		t.Fatal(err)
+	}
+	if s := db.Status(); s.LogItems != 0 || s.SnapUnits == 0 {
+		t.Fatalf("FoldIfDue with a log past due did not fold: %+v", s)
+	}
+	snap := db.Status().SnapUnits
+	// Past due (larger than the minimum and the snapshot): writes do not fold.
+	for ; db.Status().LogUnits <= max(opts.FoldMinUnits, snap); i++ {
+		put(i)
+	}
+	item := 0 // units of a log item, as the last put stored
+	for ; ; i++ {
+		before := db.Status()
+		put(i)
+		after := db.Status()
+		if after.SnapUnits != snap {
+			if log := before.LogUnits + item; log <= foldPressFactor*max(opts.FoldMinUnits, snap) {
+				t.Fatalf("a write folded a log of %d units; want more than %d x max(%d, %d)", log, foldPressFactor, opts.FoldMinUnits, snap)
+			}
+			break
+		}
+		item = after.LogUnits - before.LogUnits
+		if after.LogUnits > 2*foldPressFactor*max(opts.FoldMinUnits, snap) {
+			t.Fatalf("log of %d units and still no fold (snapshot %d units)", after.LogUnits, snap)
+		}
+	}
+	// Not due: FoldIfDue leaves the log alone.
+	put(i)
+	items := db.Status().LogItems
+	if err := db.FoldIfDue(); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.Status().LogItems; got != items || items == 0 {
+		t.Fatalf("FoldIfDue with %d log items not due: %d after", items, got)
+	}
+}
+
 // countingStorage counts SetItem calls and the units they store.
 type countingStorage struct {
 	*memStorage

@@ -192,8 +192,9 @@ func jsOpen(_ js.Value, args []js.Value) any {
 		"catchUp": fn(func(a []js.Value) (any, error) {
 			return db.CatchUp(len(a) > 0 && a[0].Truthy())
 		}),
-		"unlock": fn(func([]js.Value) (any, error) { db.Unlock(); return nil, nil }),
-		"fold":   fn(func([]js.Value) (any, error) { return nil, db.Fold() }),
+		"unlock":    fn(func([]js.Value) (any, error) { db.Unlock(); return nil, nil }),
+		"fold":      fn(func([]js.Value) (any, error) { return nil, db.Fold() }),
+		"foldIfDue": fn(func([]js.Value) (any, error) { return nil, db.FoldIfDue() }),
 		"close": fn(func([]js.Value) (any, error) {
 			unregister(handle)
 			return nil, db.Close()
