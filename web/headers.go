@@ -3,6 +3,8 @@ package web
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
+	"time"
 
 	"github.com/pykv/pykv/engine"
 )
@@ -65,3 +67,22 @@ func setEntryHeaders(w http.ResponseWriter, e *engine.Entry, bodyLen int) {
 	}
 	h["Cache-Control"] = hdrNoCache
 }
+
+// httpDate returns the Date header's value for now, formatted once a
+// second rather than by net/http for every answer (2% of a GET).
+func httpDate() []string {
+	now := time.Now()
+	if d := lastDate.Load(); d != nil && d.sec == now.Unix() {
+		return d.val
+	}
+	d := &dateValue{sec: now.Unix(), val: []string{now.UTC().Format(http.TimeFormat)}}
+	lastDate.Store(d)
+	return d.val
+}
+
+type dateValue struct {
+	sec int64
+	val []string
+}
+
+var lastDate atomic.Pointer[dateValue]

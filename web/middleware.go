@@ -38,6 +38,7 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
+		h["Date"] = httpDate()
 		h["X-Content-Type-Options"] = hdrNosniff
 		h["X-Frame-Options"] = hdrDeny
 		h["Referrer-Policy"] = hdrNoReferrer
