@@ -45,6 +45,12 @@
     });
   }
 
+  // FOLD_IDLE_MS is how long writes must have stopped before the copy folds.
+  const FOLD_IDLE_MS = 200;
+
+  // SHORT is the longest string Wire converts by hand when it is ASCII.
+  const SHORT = 256;
+
   // Wire carries puts and deletes to the module and their answers back as
   // bytes in a buffer of the module's memory, through two functions the
   // module exports (pykv_buffer, pykv_write): a syscall/js call costs far
@@ -52,12 +58,6 @@
   // module localStorage's setItem and removeItem taking strings as (address,
   // length) in the module's memory, which spares the module making
   // JavaScript strings.
-  // FOLD_IDLE_MS is how long writes must have stopped before the copy folds.
-  const FOLD_IDLE_MS = 200;
-
-  // SHORT is the longest string Wire converts by hand when it is ASCII.
-  const SHORT = 256;
-
   class Wire {
     constructor(exports) {
       this._x = exports;
@@ -463,7 +463,9 @@
     const options = JSON.stringify({ name, memory: !!opts.memory, fold_min_units: opts.foldMinUnits | 0 });
     // Open under the lock: another tab may be folding.
     const core = await withLock("pykv/" + name, () => unwrap(api.open(options, wire.host)));
-    return new OfflineDB(core, wire, name);
+    const db = new OfflineDB(core, wire, name);
+    db._scheduleFold(); // a log left due by a page closed before it folded
+    return db;
   }
 
   global.PyKVOffline = { open, PyKVOfflineError };
