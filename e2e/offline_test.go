@@ -139,25 +139,41 @@ func TestOffline_PersistsAcrossReload(t *testing.T) {
 
 // TestOffline_FoldsWhenIdle: a run of writes leaves a log that is due for
 // folding as it is (a fold rewrites the whole snapshot); once the writes
-// stop, the page folds it.
+// stop, the page folds it. A page closed before that folds it when the copy
+// is opened again.
 func TestOffline_FoldsWhenIdle(t *testing.T) {
 	site := offlineSite(t, nil)
 	page := newPage(t, site)
 	openOffline(t, page, "")
-	var got struct{ Before, After map[string]any }
+	var got struct{ Before, After, Reopened map[string]any }
 	eval(t, page, `async () => {
-		const small = await PyKVOffline.open({name: "idle", foldMinUnits: 2000});
-		for (let i = 0; small.status().log_units <= 2000; i++) await small.put("k" + i, "v".repeat(50));
-		const before = small.status();
-		const deadline = performance.now() + 5000;
-		while (small.status().log_items > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-		return {Before: before, After: small.status()};
+		const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+		const foldedWithin = async (db, ms) => {
+			const deadline = performance.now() + ms;
+			while (db.status().log_items > 0 && performance.now() < deadline) await sleep(50);
+			return db.status();
+		};
+		let db = await PyKVOffline.open({name: "idle", foldMinUnits: 2000});
+		await sleep(500); // past the look the copy takes once it is open
+		for (let i = 0; db.status().log_units <= 2000; i++) await db.put("k" + i, "v".repeat(50));
+		const before = db.status();
+		const after = await foldedWithin(db, 5000);
+
+		for (let i = 0; db.status().log_units <= 2000; i++) await db.put("k" + i, "w".repeat(50));
+		db.close(); // before the writes' fold
+		db = await PyKVOffline.open({name: "idle", foldMinUnits: 2000});
+		const reopened = await foldedWithin(db, 5000);
+		db.close();
+		return {Before: before, After: after, Reopened: reopened};
 	}`, &got)
 	if got.Before["log_items"].(float64) == 0 || got.Before["snapshot_units"].(float64) != 0 {
 		t.Fatalf("the writes folded the log themselves: %v", got.Before)
 	}
 	if got.After["log_items"].(float64) != 0 || got.After["snapshot_units"].(float64) == 0 || got.After["keys"] != got.Before["keys"] {
 		t.Fatalf("5 s after the writes stopped: %v; want the log folded into the snapshot (before: %v)", got.After, got.Before)
+	}
+	if got.Reopened["log_items"].(float64) != 0 || got.Reopened["keys"] != got.Before["keys"] {
+		t.Fatalf("5 s after reopening a copy closed with its log due: %v; want it folded", got.Reopened)
 	}
 }
 

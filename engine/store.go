@@ -374,12 +374,12 @@ func (s *Store) txnDirect(ops []Op, maxOps int, changes []Change, results []Resu
 	if s.closed.Load() {
 		return TxnResult{}, ErrClosed
 	}
-	// The time matters only to a TTL or to a key that may have expired;
-	// without either, no clock is read (in WebAssembly a read is two calls
-	// out to JavaScript, a tenth of a small write's cost there). The expiry
-	// index is stable here: only writers change it, and they take turns.
+	// The time matters only to an expiry, stored or set by ops; without
+	// one, no clock is read (in WebAssembly a read is two calls out to
+	// JavaScript, a tenth of a small write's cost there). The expiry index
+	// is stable here: only writers change it, and they take turns.
 	var now int64
-	if s.expiry.Len() > 0 || hasTTL(ops) {
+	if s.expiry.Len() > 0 || setsExpiry(ops) {
 		now = s.nowMs()
 	}
 	v := view{s: s}
@@ -395,10 +395,11 @@ func (s *Store) txnDirect(ops []Op, maxOps int, changes []Change, results []Resu
 	return res, nil
 }
 
-// hasTTL reports whether an operation sets a relative expiry.
-func hasTTL(ops []Op) bool {
+// setsExpiry reports whether an operation sets an expiry: a later
+// operation on the same key must see whether it has run out already.
+func setsExpiry(ops []Op) bool {
 	for i := range ops {
-		if ops[i].TTL > 0 {
+		if ops[i].TTL > 0 || ops[i].ExpiresAt != 0 {
 			return true
 		}
 	}

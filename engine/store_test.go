@@ -254,6 +254,33 @@ func TestStore_List(t *testing.T) {
 	}
 }
 
+// TestStore_PastExpiryInTxn: a put whose absolute expiry has passed leaves
+// nothing a later operation of the same transaction could delete, whether
+// or not any other key has an expiry (the store reads the clock only when
+// some expiry is involved).
+func TestStore_PastExpiryInTxn(t *testing.T) {
+	modes(t, func(t *testing.T, opts engine.Options) {
+		clk := newClock()
+		opts.Now = clk.Now
+		opts.ExpireInterval = time.Hour
+		s := mustNew(t, opts)
+		past := clk.ms.Load() - 1000
+		res, err := s.Txn([]engine.Op{
+			{Type: engine.OpPut, Key: "k", Value: "v", ExpiresAt: past},
+			{Type: engine.OpDelete, Key: "k"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Results[1].Deleted {
+			t.Error("deleted a key whose expiry had passed when it was put")
+		}
+		if _, err := s.Get("k"); !errors.Is(err, engine.ErrNotFound) {
+			t.Errorf("Get(k) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
 func TestStore_TTL(t *testing.T) {
 	modes(t, func(t *testing.T, opts engine.Options) {
 		clk := newClock()

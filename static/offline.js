@@ -439,7 +439,11 @@
       this._foldTimer = setTimeout(() => {
         this._foldTimer = 0;
         if (this._draining || this._closed) return; // the drain schedules again
-        withLock(this._lock, () => { if (!this._closed) unwrap(this._core.foldIfDue()); }).catch((e) => console.error("PyKV offline:", e));
+        withLock(this._lock, () => {
+          if (this._closed) return;
+          unwrap(this._core.catchUp(false)); // fold what other tabs wrote too
+          unwrap(this._core.foldIfDue());
+        }).catch((e) => console.error("PyKV offline:", e));
       }, FOLD_IDLE_MS);
     }
 

@@ -20,8 +20,10 @@
 // commands with persist.AppendRecord and stores it under a new log key before
 // the engine applies it. Puts and deletes reach Go through two functions the
 // module exports rather than through syscall/js, which costs more than the
-// write itself (writes_js.go, wire.go). Once the log outgrows both 64 KiB and the snapshot,
-// the copy is folded: the sync item is written, then the snapshot, then head,
+// write itself (writes_js.go, wire.go). Once the log outgrows both 64 Ki
+// UTF-16 units and the snapshot, the copy is folded when the page is idle
+// (during writes only at twice that, or past 512 Ki units: foldPressFactor):
+// the sync item is written, then the snapshot, then head,
 // and only then are the log items the snapshot covers removed, so a tab
 // closed at any step reopens to the same state. Recovery loads the snapshot
 // and replays the log items in revision order.

@@ -28,6 +28,11 @@ const (
 // never folded: small logs replay faster than a snapshot is rewritten.
 const defaultFoldMinUnits = 64 << 10
 
+// defaultFoldPressMaxUnits bounds the log during writes whatever the
+// snapshot's size (see foldPressFactor): a fold needs room beside the log
+// for the snapshot's growth, and localStorage holds about 5 Mi units.
+const defaultFoldPressMaxUnits = 512 << 10
+
 // ErrStale: another tab wrote to this copy since this tab loaded it. The
 // write was refused before anything was stored; reload and try again.
 var ErrStale = errors.New("another tab changed this copy since it was loaded; reload it and try again")
@@ -38,8 +43,10 @@ type options struct {
 	Engine engine.Options // limits and clock; Journal is set by openDB
 	// FoldMinUnits: the log is folded into the snapshot once it is larger
 	// than both this (default 64 Ki UTF-16 units) and the snapshot: when
-	// the page is idle, or during writes at foldPressFactor times that.
-	FoldMinUnits int
+	// the page is idle, or during writes at foldPressFactor times that or
+	// past FoldPressMaxUnits (default 512 Ki units).
+	FoldMinUnits      int
+	FoldPressMaxUnits int
 }
 
 // Recovery tells what opening the copy found and did.
@@ -131,6 +138,9 @@ func openDB(st storage, opts options) (*localDB, error) {
 	}
 	if opts.FoldMinUnits <= 0 {
 		opts.FoldMinUnits = defaultFoldMinUnits
+	}
+	if opts.FoldPressMaxUnits <= 0 {
+		opts.FoldPressMaxUnits = defaultFoldPressMaxUnits
 	}
 	db := &localDB{st: st, prefix: "pykv/" + opts.Name + "/", opts: opts, changed: make(chan struct{})}
 	store, err := db.restore()
@@ -598,40 +608,53 @@ func (db *localDB) reloadLocked() error {
 
 // foldPressFactor: while writes go on, the copy folds only once its log is
 // this many times past the point where a fold is due (larger than both
-// FoldMinUnits and the snapshot). A fold rewrites the whole snapshot, and a
-// run of writes folding each time the log caught up with it paid for most
-// of the snapshot again every few hundred writes (8 folds, a quarter of
-// the time of 10k awaited puts). The page folds what is due once the
-// writes stop (FoldIfDue), so the log is usually no larger than the
-// snapshot; storage running full folds at once in any case.
+// FoldMinUnits and the snapshot), or past FoldPressMaxUnits. A fold
+// rewrites the whole snapshot, and a run of writes folding each time the
+// log caught up with it paid for most of the snapshot again every few
+// hundred writes (8 folds, a quarter of the time of 10k awaited puts). The
+// page folds what is due once the writes stop (FoldIfDue), so the log is
+// usually no larger than the snapshot; storage running full folds at once
+// in any case.
 const foldPressFactor = 2
 
-// needFold reports whether the log has outgrown both factor times the
-// minimum and factor times the snapshot.
-func (db *localDB) needFold(factor int) bool {
+// needFold reports whether the log is due for folding: larger than both
+// FoldMinUnits and the snapshot and, when pressing (during writes), also
+// larger than foldPressFactor times both, or than FoldPressMaxUnits.
+func (db *localDB) needFold(pressing bool) bool {
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
-	return db.logUnits > factor*db.opts.FoldMinUnits && db.logUnits > factor*db.snapUnits
+	due := db.logUnits > db.opts.FoldMinUnits && db.logUnits > db.snapUnits
+	if !due || !pressing {
+		return due
+	}
+	return db.logUnits > foldPressFactor*max(db.opts.FoldMinUnits, db.snapUnits) ||
+		db.logUnits > db.opts.FoldPressMaxUnits
 }
 
 // maybeFold folds the copy, after a write, when the log has grown well past
 // due (see foldPressFactor). A failed fold loses nothing (the log stays);
 // its error is kept for Status.
 func (db *localDB) maybeFold() {
-	if db.needFold(foldPressFactor) {
+	if db.needFold(true) {
 		db.Fold()
 	}
 }
 
 // FoldIfDue folds the copy if its log is larger than both FoldMinUnits and
-// the snapshot; the page calls it once writes stop. A copy another tab
-// wrote to meanwhile is left to that tab, or to this one once it has
-// caught up: that is not an error here.
+// the snapshot; the page calls it once writes stop, after catching up with
+// other tabs. A copy another tab wrote to since is left alone, and that is
+// not an error here (nor in Status): the next call folds it.
 func (db *localDB) FoldIfDue() error {
-	if !db.needFold(1) {
+	if !db.needFold(false) || db.Stale() {
 		return nil
 	}
-	if err := db.Fold(); err != nil && !errors.Is(err, ErrStale) {
+	if err := db.Fold(); errors.Is(err, ErrStale) {
+		db.wmu.Lock()
+		if errors.Is(db.foldErr, ErrStale) {
+			db.foldErr = nil
+		}
+		db.wmu.Unlock()
+	} else if err != nil {
 		return err
 	}
 	return nil

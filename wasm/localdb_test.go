@@ -160,6 +160,63 @@ func TestLocalDB_FoldWhenIdle(t *testing.T) {
 	}
 }
 
+// TestLocalDB_FoldPressMax: during writes the log never grows past
+// FoldPressMaxUnits (once it is due), however large foldPressFactor times
+// the minimum would allow.
+func TestLocalDB_FoldPressMax(t *testing.T) {
+	opts := testOptions()
+	opts.FoldMinUnits, opts.FoldPressMaxUnits = 1000, 1500
+	db := mustOpenDB(t, newMemStorage(0), opts)
+	item := 0
+	for i := 0; ; i++ {
+		before := db.Status()
+		mustPut(t, db, fmt.Sprintf("k%03d", i), strings.Repeat("v", 20))
+		after := db.Status()
+		if after.SnapUnits != 0 {
+			if log := before.LogUnits + item; log <= opts.FoldPressMaxUnits || log > foldPressFactor*opts.FoldMinUnits {
+				t.Fatalf("a write folded a log of %d units; want more than %d and at most %d", log, opts.FoldPressMaxUnits, foldPressFactor*opts.FoldMinUnits)
+			}
+			return
+		}
+		item = after.LogUnits - before.LogUnits
+		if after.LogUnits > 2*foldPressFactor*opts.FoldMinUnits {
+			t.Fatalf("log of %d units and still no fold", after.LogUnits)
+		}
+	}
+}
+
+// TestLocalDB_FoldIfDueStale: a tab behind another one's writes leaves the
+// fold to later and reports no error for it.
+func TestLocalDB_FoldIfDueStale(t *testing.T) {
+	st := newMemStorage(0)
+	opts := testOptions()
+	opts.FoldMinUnits = 500
+	a := mustOpenDB(t, st, opts)
+	b := mustOpenDB(t, st, opts)
+	for i := 0; b.Status().LogUnits <= opts.FoldMinUnits; i++ {
+		mustPut(t, b, fmt.Sprintf("k%03d", i), "value")
+	}
+	if _, err := a.CatchUp(false); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, b, "last", "from b") // a is behind again
+	if err := a.FoldIfDue(); err != nil {
+		t.Fatalf("stale a.FoldIfDue() = %v, want nil", err)
+	}
+	if s := a.Status(); s.FoldError != "" || s.SnapUnits != 0 {
+		t.Fatalf("stale a after FoldIfDue: %+v; want no fold and no fold error", s)
+	}
+	if _, err := a.CatchUp(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.FoldIfDue(); err != nil {
+		t.Fatal(err)
+	}
+	if s := a.Status(); s.SnapUnits == 0 || s.LogItems != 0 {
+		t.Fatalf("a caught up, FoldIfDue did not fold: %+v", s)
+	}
+}
+
 // countingStorage counts SetItem calls and the units they store.
 type countingStorage struct {
 	*memStorage

@@ -23,9 +23,7 @@ func jsonEncode(w io.Writer, v any) error {
 // the connection (the types sent are all plain), so it is dropped.
 func encode(w http.ResponseWriter, status int, v any) {
 	w.Header()["Content-Type"] = hdrJSON
-	if status != http.StatusOK { // the first Write sends 200 (see statusWriter)
-		w.WriteHeader(status)
-	}
+	w.WriteHeader(status)
 	_ = jsonEncode(w, v)
 }
 

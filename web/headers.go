@@ -69,7 +69,9 @@ func setEntryHeaders(w http.ResponseWriter, e *engine.Entry, bodyLen int) {
 }
 
 // httpDate returns the Date header's value for now, formatted once a
-// second rather than by net/http for every answer (2% of a GET).
+// second rather than by net/http for every answer (2% of a GET). It is set
+// as a request comes in, so a long answer (an export) carries the second
+// it began in, not the one it ended in.
 func httpDate() []string {
 	now := time.Now()
 	if d := lastDate.Load(); d != nil && d.sec == now.Unix() {

@@ -150,8 +150,6 @@ func (s *server) handleKVGet(w http.ResponseWriter, r *http.Request) {
 	}
 	setEntryHeaders(w, &e, len(e.Value))
 	h["Content-Type"] = hdrTextPlain
-	// No WriteHeader(200): the first Write sends it, and an explicit one
-	// makes net/http copy the header map (see statusWriter).
 	if r.Method != http.MethodHead {
 		_, _ = io.WriteString(w, e.Value)
 	}

@@ -1,6 +1,9 @@
 package web
 
 import (
+	"bufio"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -131,12 +134,13 @@ func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }
 
-// statusWriter records the status of an answer for the metrics. Unlike
-// chi's WrapResponseWriter it does not call WriteHeader(200) itself before
-// the first Write: net/http copies the whole header map when a handler that
-// set headers calls WriteHeader, and skips the copy otherwise (about 4% of
-// a GET's CPU time). Flush, Hijack and deadlines reach the connection
-// through Unwrap (http.ResponseController).
+// statusWriter records the status of an answer for the metrics. It is
+// lighter than chi's WrapResponseWriter, which it replaced on the hot path
+// (about 7% more GETs a second): no WriteHeader(200) of its own before the
+// first Write, and WriteString passes strings through without a copy.
+// Flush and deadlines reach the connection through Unwrap
+// (http.ResponseController); a hijacked connection (the websocket upgrade)
+// is recorded as 101.
 type statusWriter struct {
 	http.ResponseWriter
 	code int
@@ -154,6 +158,21 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.code = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) WriteString(s string) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return io.WriteString(w.ResponseWriter, s)
+}
+
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.code == 0 {
+		w.code = http.StatusSwitchingProtocols
+	}
+	return conn, rw, err
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

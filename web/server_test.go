@@ -9,9 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/fstest"
+	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
@@ -99,11 +103,11 @@ func (j failingJournal) Append([]engine.Command) error { return j.err }
 // fakeDB reports a failed store.
 type fakeDB struct {
 	err         error
-	panicStatus bool
+	panicStatus *atomic.Bool // Status panics while it is set
 }
 
 func (f fakeDB) Status() persist.Status {
-	if f.panicStatus {
+	if f.panicStatus != nil && f.panicStatus.Load() {
 		panic("status exploded")
 	}
 	return persist.Status{Failed: fmt.Sprint(f.err)}
@@ -116,7 +120,7 @@ func (f fakeDB) Err() error                                     { return f.err }
 func mustOpenFailing(t *testing.T, err error, db web.DB, logs *bytes.Buffer) *testServer {
 	store := engine.New(engine.Options{Journal: failingJournal{err}})
 	t.Cleanup(func() { store.Close() })
-	h := web.NewServer(web.Options{Store: store, DB: db, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	h := web.NewServer(web.Options{Store: store, DB: db, Metrics: web.NewMetrics(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, Handler: h, spec: loadSpec(t, h), tb: t}
@@ -149,12 +153,45 @@ func TestWriteFailures(t *testing.T) {
 
 func TestPanicAnswered500(t *testing.T) {
 	var logs bytes.Buffer
-	srv := mustOpenFailing(t, nil, fakeDB{panicStatus: true}, &logs)
+	var panics atomic.Bool
+	panics.Store(true)
+	srv := mustOpenFailing(t, nil, fakeDB{panicStatus: &panics}, &logs)
 	wantProblem(t, srv.do("GET", "/v1/status", ""), http.StatusInternalServerError, "logged")
 	if !strings.Contains(logs.String(), "status exploded") {
 		t.Errorf("panic not logged; log:\n%s", logs.String())
 	}
 	wantStatus(t, srv.do("GET", "/healthz", ""), http.StatusOK) // the server goes on
+	panics.Store(false)                                         // /metrics reads the status too
+	want := `pykv_http_requests_total{code="500",method="GET",route="/v1/status"} 1`
+	if m := srv.do("GET", "/metrics", ""); !strings.Contains(string(m.Body), want) {
+		t.Errorf("GET /metrics lacks %q: a panic's answer is counted too", want)
+	}
+}
+
+// TestMetricsCountUpgrades: a websocket upgrade is counted as 101, and the
+// stream works through the metrics' response writer.
+func TestMetricsCountUpgrades(t *testing.T) {
+	srv := mustOpenServer(t)
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/watch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := c.ReadMessage(); err != nil || !strings.Contains(string(msg), `"progress"`) {
+		t.Fatalf("first message %s, %v; want progress", msg, err)
+	}
+	c.Close()
+	want := `pykv_http_requests_total{code="101",method="GET",route="/v1/watch"} 1`
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := srv.do("GET", "/metrics", "")
+		if strings.Contains(string(m.Body), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /metrics lacks %q", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestCrossOriginWritesRefused(t *testing.T) {

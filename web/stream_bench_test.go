@@ -182,6 +182,7 @@ func startBenchSubs(b *testing.B, store *engine.Store) *benchSubs {
 	}
 	// The context bounds the process's life, whatever happens here.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	b.Cleanup(cancel)
 	cmd := exec.CommandContext(ctx, exe)
 	cmd.Env = append(os.Environ(), benchSubsEnv+"="+wsURL(srv, ""))
 	cmd.Stderr = os.Stderr
@@ -197,9 +198,9 @@ func startBenchSubs(b *testing.B, store *engine.Store) *benchSubs {
 		b.Fatal(err)
 	}
 	s := &benchSubs{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
-	b.Cleanup(func() {
-		stdin.Close() // the process ends when its input does
-		cancel()
+	b.Cleanup(func() { // by now finish has had the report, or the benchmark failed
+		stdin.Close()
+		cancel() // kills the process if it is still running
 		_ = cmd.Wait()
 	})
 	if line, err := s.stdout.ReadString('\n'); line != "ready\n" {
@@ -309,10 +310,8 @@ var (
 // read scans messages by hand rather than decoding them, and reads each
 // into the same buffer: a hundred subscribers decoding 5,000 events a
 // second each with encoding/json, or allocating a buffer per message,
-// would measure the test's client more than the server (it did: the
-// subscribers took five times the CPU of the server's streams). Real
-// subscribers are browsers on other machines; only the server's side is
-// under test. It still reads every event's value and revision, relying on
+// would measure the test's client more than the server. Real subscribers
+// are browsers on other machines; only the server's side is under test. It still reads every event's value and revision, relying on
 // the order appendEvent writes the fields in: the value (here a number)
 // then the revision. Searching for 'v' rather than '"' stops twice an
 // event (value, version) rather than at every quote.
