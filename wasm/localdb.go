@@ -710,10 +710,7 @@ func (db *localDB) writeState(rev int64, entries []*engine.Entry, sf syncFile) e
 		return err
 	}
 	snap := b.String()
-	syncText, err := encodeSync(sf)
-	if err != nil {
-		return err
-	}
+	syncText := encodeSync(sf)
 	oldSync, hadSync := db.st.GetItem(db.prefix + keySync)
 	if err := db.set(keySync, syncText, "the list of changes waiting to be sent"); err != nil {
 		return err

@@ -172,7 +172,7 @@ func (db *localDB) Rebase(export string, settled map[string]int64) error {
 // encodeSync encodes the sync item, byte for byte as encoding/json would
 // (keys sorted), by hand: a fold writes it whole, with an entry for every
 // key changed offline, and reflection made it most of a fold's work.
-func encodeSync(sf syncFile) (string, error) {
+func encodeSync(sf syncFile) string {
 	b := make([]byte, 0, 40+48*len(sf.Pending))
 	b = append(b, `{"server_rev":`...)
 	b = strconv.AppendInt(b, sf.ServerRev, 10)
@@ -195,7 +195,7 @@ func encodeSync(sf syncFile) (string, error) {
 		}
 		b = append(b, '}')
 	}
-	return string(append(b, '}')), nil
+	return string(append(b, '}'))
 }
 
 // jsonDecoder is a strict decoder for the copy's own JSON items.

@@ -159,8 +159,8 @@ func TestEncodeSync_SameAsEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := encodeSync(sf)
-		if err != nil || got != string(want) {
+		got := encodeSync(sf)
+		if got != string(want) {
 			t.Fatalf("encodeSync(%+v)\n got %s\nwant %s", sf, got, want)
 		}
 		var back syncFile
