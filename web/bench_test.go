@@ -168,6 +168,13 @@ func (r *fsyncRecorder) take() []time.Duration {
 	return d
 }
 
+// cpuSample is a reading of CPU time: see sampleCPU.
+type cpuSample struct {
+	proc        time.Duration // used by this process
+	busy, total int64         // the machine's, in clock ticks
+	ok          bool
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // sleepSyncFS is the real file system, except that a file's fsync sleeps
@@ -217,7 +224,9 @@ func benchListen(b *testing.B, h http.Handler) string {
 
 // benchLoad sends b.N requests from benchConns goroutines, each with its
 // own keep-alive connection, and reports req/s, p99-ms and, when the
-// baseline ran, the ratio to it. It returns the rate.
+// baseline ran, the ratio to it. It returns the rate. Where it can read
+// them, it also reports the CPU time per request of this process (server
+// and load generator together) and how busy the whole machine was.
 //
 // The load generator is a bare HTTP/1.1 client (see loadConn), not
 // net/http's: it shares the two cores with the server, and net/http's
@@ -242,6 +251,7 @@ func benchLoad(b *testing.B, url string, vsBaseline bool, newReq func(buf []byte
 		conns[i] = c
 	}
 	b.ResetTimer()
+	cpu0 := sampleCPU()
 	start := time.Now()
 	for _, c := range conns {
 		wg.Add(1)
@@ -274,6 +284,7 @@ func benchLoad(b *testing.B, url string, vsBaseline bool, newReq func(buf []byte
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1 := sampleCPU()
 	b.StopTimer()
 	if err, ok := failure.Load().(error); ok {
 		b.Fatal(err)
@@ -283,6 +294,12 @@ func benchLoad(b *testing.B, url string, vsBaseline bool, newReq func(buf []byte
 	b.ReportMetric(rate, "req/s")
 	if len(latencies) > 0 {
 		b.ReportMetric(float64(latencies[len(latencies)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	if cpu0.ok && cpu1.ok {
+		b.ReportMetric(float64((cpu1.proc-cpu0.proc).Microseconds())/float64(b.N), "cpu-us/req")
+		if total := cpu1.total - cpu0.total; total > 0 {
+			b.ReportMetric(100*float64(cpu1.busy-cpu0.busy)/float64(total), "machine-busy-%")
+		}
 	}
 	if base := baselineRate.Load(); base > 0 && vsBaseline {
 		b.ReportMetric(rate/float64(base), "x-baseline")
