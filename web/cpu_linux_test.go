@@ -14,7 +14,9 @@ import (
 // from getrusage) and the machine's busy and total time (from /proc/stat:
 // busy is user, nice, system, irq and softirq; total adds idle, iowait and
 // steal). Kernel threads, such as the file system's journal, and interrupt
-// handling show only in the machine's figures.
+// handling show only in the machine's figures, which also count any other
+// load on the machine, in 10 ms ticks: meaningful for runs of a second or
+// more.
 func sampleCPU() cpuSample {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
