@@ -98,7 +98,7 @@ func BenchmarkHTTP(b *testing.B) {
 	})
 	var simFsyncs fsyncRecorder
 	urlSim := benchStore(b, persist.Options{Sync: persist.SyncAlways, SyncObserver: simFsyncs.observe,
-		FS: sleepSyncFS{quiet}}, value)
+		FS: sleepSyncFS{d: quiet}}, value)
 	b.Run("put-disk-at-quiet-latency", func(b *testing.B) { put(b, urlSim, &simFsyncs) })
 }
 
@@ -185,24 +185,18 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // segment (wal-*.jsonl) sleeps for d instead (see BenchmarkHTTP): a
 // simulated disk, for diagnosis only. Snapshots written by compaction are
 // fsynced for real, as they are in the fsync-always run.
-type sleepSyncFS struct{ d time.Duration }
+type sleepSyncFS struct {
+	persist.OSFS
+	d time.Duration
+}
 
 func (fs sleepSyncFS) OpenFile(name string, flag int, perm iofs.FileMode) (persist.File, error) {
-	f, err := persist.OSFS{}.OpenFile(name, flag, perm)
+	f, err := fs.OSFS.OpenFile(name, flag, perm)
 	if err != nil || !strings.HasPrefix(filepath.Base(name), "wal-") {
 		return f, err
 	}
 	return sleepSyncFile{f, fs.d}, nil
 }
-func (sleepSyncFS) ReadDir(dir string) ([]string, error) { return persist.OSFS{}.ReadDir(dir) }
-func (sleepSyncFS) Rename(oldpath, newpath string) error {
-	return persist.OSFS{}.Rename(oldpath, newpath)
-}
-func (sleepSyncFS) Remove(name string) error { return persist.OSFS{}.Remove(name) }
-func (sleepSyncFS) MkdirAll(dir string, perm iofs.FileMode) error {
-	return persist.OSFS{}.MkdirAll(dir, perm)
-}
-func (sleepSyncFS) SyncDir(dir string) error { return persist.OSFS{}.SyncDir(dir) }
 
 type sleepSyncFile struct {
 	persist.File
