@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/web"
 )
@@ -35,8 +37,15 @@ func TestHostCheck(t *testing.T) {
 	origin := "Origin: http://" + evil
 	wantProblem(t, withHost("PUT", "/v1/kv/k", "v", evil, origin), http.StatusMisdirectedRequest, "rebind.attacker.example", "--allowed-hosts")
 	wantProblem(t, withHost("GET", "/v1/export", "", evil, origin), http.StatusMisdirectedRequest)
-	wantProblem(t, withHost("GET", "/v1/watch", "", evil, origin, "Connection: Upgrade", "Upgrade: websocket",
-		"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="), http.StatusMisdirectedRequest)
+	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	conn, resp, err := dialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/v1/watch",
+		http.Header{"Host": {evil}, "Origin": {"http://" + evil}})
+	if err == nil {
+		conn.Close()
+	}
+	if resp == nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("watch with Host %s: response %v, err %v; want 421", evil, resp, err)
+	}
 	wantProblem(t, withHost("GET", "/", "", "LOCALHOST.evil.example"), http.StatusMisdirectedRequest)
 	if _, err := srv.DB.Store().Get("k"); err == nil {
 		t.Errorf("the refused PUT was stored")

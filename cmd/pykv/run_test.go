@@ -184,10 +184,12 @@ func TestRun_Usage(t *testing.T) {
 		{"bad log format", []string{"serve", "--log-format", "xml"}, nil, exitUsage, "log-format"},
 		{"public without token", []string{"serve", "--addr", "0.0.0.0:0"}, nil, exitUsage, "without a token"},
 		{"same tokens", []string{"serve", "--auth-token", "a", "--read-token", "a"}, nil, exitUsage, "differ"},
-		{"short token", []string{"serve", "--addr", "0.0.0.0:0", "--auth-token", "x"}, nil, exitUsage, "at least 16 bytes"},
-		{"short token from env", []string{"serve"}, map[string]string{"PYKV_READ_TOKEN": "fifteen-bytes.."}, exitUsage, "--read-token"},
-		{"bad trusted proxy", []string{"serve", "--trusted-proxies", "10.0.0.0/8,proxy.example"}, nil, exitUsage, "proxy.example"},
-		{"bad allowed host", []string{"serve", "--allowed-hosts", "http://x/"}, nil, exitUsage, "not a host name"},
+		// These name a data folder that cannot be made, so a check that
+		// is missing fails the test at once instead of serving forever.
+		{"short token", []string{"serve", "--data-dir", "/dev/null/x", "--addr", "0.0.0.0:0", "--auth-token", "x"}, nil, exitUsage, "at least 16 bytes"},
+		{"short token from env", []string{"serve", "--data-dir", "/dev/null/x"}, map[string]string{"PYKV_READ_TOKEN": "fifteen-bytes.."}, exitUsage, "--read-token"},
+		{"bad trusted proxy", []string{"serve", "--data-dir", "/dev/null/x", "--trusted-proxies", "10.0.0.0/8,proxy.example"}, nil, exitUsage, "proxy.example"},
+		{"bad allowed host", []string{"serve", "--data-dir", "/dev/null/x", "--allowed-hosts", "http://x/"}, nil, exitUsage, "not a host name"},
 		{"get without key", []string{"get"}, nil, exitUsage, "usage"},
 		{"bad server", []string{"get", "k", "--server", "ftp://x"}, nil, exitUsage, "--server"},
 		{"unreachable", []string{"get", "k", "--server", "http://127.0.0.1:1"}, nil, exitUnavailable, "cannot reach"},
