@@ -44,7 +44,7 @@ func expectNoRowNotSent(t *testing.T, page playwright.Page, wantRows int) {
 	}
 	var marks struct {
 		Rows, Pending, Tagged int
-		First            string
+		First                 string
 	}
 	eval(t, page, `async () => {
 		const rows = [...document.querySelectorAll('tr[data-testid="kv-row"]')];
