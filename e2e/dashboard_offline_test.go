@@ -198,11 +198,12 @@ func TestDashboardOffline_ServerDown(t *testing.T) {
 	}
 	// The page shows the server's state again, and is live.
 	expectRow(t, page, "a", "edited offline", pageTimeout)
-	if err := expect.Locator(row(page, "a")).Not().ToHaveAttribute("data-pending", "true"); err != nil {
-		t.Errorf("row still marked as waiting after the sync: %v", err)
-	}
+	expectRow(t, page, "new", "made offline", pageTimeout)
+	expectNoRow(t, page, "b", pageTimeout)
 	apiPut(t, srv, "later", "live again", "")
 	expectRow(t, page, "later", "live again", liveWithin)
+	// Every row, not only the first: nothing waits after the sync.
+	expectNoRowNotSent(t, page, 3)
 }
 
 // TestDashboardOffline_Conflicts: offline by hand, keys are changed that

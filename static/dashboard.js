@@ -139,9 +139,12 @@
     return node('td', { class: 'value', 'data-testid': 'cell-value' }, node('details', {}, summary, full));
   }
 
-  // buildRow makes the row of entry e; pending marks a key changed offline
-  // and not sent yet.
+  // buildRow makes the row of entry e; pending (true, nothing else) marks a
+  // key changed offline and not sent yet. Never pass buildRow to Array.map
+  // directly: map's second argument, the index, would mark every row but
+  // the first as not sent.
   function buildRow(e, pending) {
+    pending = pending === true;
     const expiry = node('td', { class: 'expiry', 'data-testid': 'cell-expiry' });
     if (e.expires_at) {
       expiry.append(node('time', {
@@ -304,7 +307,7 @@
       state.after = after || '';
       state.more = Boolean(page.more);
       state.next = page.next || '';
-      el.rows.replaceChildren(...page.entries.map(buildRow));
+      el.rows.replaceChildren(...page.entries.map((e) => buildRow(e)));
       const queued = state.loading || [];
       state.loading = null;
       for (const ev of queued) if (ev.rev > page.rev) showEvent(ev);
