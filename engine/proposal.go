@@ -107,7 +107,16 @@ func (s *Store) ApplyProposal(p *Proposal) (TxnResult, error) {
 	// store's bookkeeping is checked here, identically everywhere.
 	for i := range p.Ops {
 		op := &p.Ops[i]
-		if (op.Type != OpPut && op.Type != OpDelete) || op.Key == "" || op.TTL != 0 || op.ExpiresAt < 0 {
+		bad := op.TTL != 0 || op.ExpiresAt < 0
+		switch op.Type {
+		case OpPut, OpDelete:
+			bad = bad || op.Key == ""
+		case OpDeletePrefix: // any prefix, the empty one too
+			bad = bad || op.IfRev != 0 || op.ExpiresAt != 0
+		default:
+			bad = true
+		}
+		if bad {
 			return TxnResult{}, fmt.Errorf("%w: proposal operation %d is malformed", ErrCorrupt, i)
 		}
 	}

@@ -47,13 +47,16 @@ func TestStore_ApplyProposal(t *testing.T) {
 					var ops []engine.Op
 					for n := 1 + rng.IntN(3); len(ops) < n; {
 						op := engine.Op{Type: engine.OpPut, Key: key(), Value: fmt.Sprint(rng.Uint32())}
-						if rng.IntN(4) == 0 {
+						switch rng.IntN(12) {
+						case 0, 1, 2:
 							op.Type, op.Value = engine.OpDelete, ""
+						case 3:
+							op = engine.Op{Type: engine.OpDeletePrefix, Key: fmt.Sprintf("k/%d", rng.IntN(3))}
 						}
 						if op.Type == engine.OpPut && rng.IntN(4) == 0 {
 							op.TTL = time.Duration(1+rng.IntN(40)) * time.Millisecond
 						}
-						if rng.IntN(5) == 0 {
+						if op.Type != engine.OpDeletePrefix && rng.IntN(5) == 0 {
 							if e, err := ref.Get(op.Key); err == nil && rng.IntN(2) == 0 {
 								op.IfRev = e.ModRev
 							} else {
@@ -145,6 +148,7 @@ func TestStore_Replicated(t *testing.T) {
 			{Ops: []engine.Op{{Type: "rename", Key: "a"}}},
 			{Ops: []engine.Op{{Type: engine.OpPut, Key: ""}}},
 			{Ops: []engine.Op{{Type: engine.OpPut, Key: "a", TTL: time.Second}}},
+			{Ops: []engine.Op{{Type: engine.OpDeletePrefix, Key: "a", IfRev: 3}}},
 		} {
 			if _, err := s.ApplyProposal(&p); !errors.Is(err, engine.ErrCorrupt) {
 				t.Errorf("ApplyProposal(%+v) = %v, want ErrCorrupt", p, err)
