@@ -21,8 +21,8 @@
 // addresses) followed by a snapshot in persist's format.
 //
 // Reads: Node.ReadIndex, on the leader, returns an index covering every
-// acknowledged write, after confirming with a quorum that this member
-// still leads (concurrent reads share one confirmation round); a member
+// acknowledged write, after confirming this member still leads by
+// committing a barrier entry (concurrent reads share one round); a member
 // that has applied that index (Node.WaitApplied) answers a linearizable
 // read from its own copy. Node.Store serves reads that may be stale.
 //

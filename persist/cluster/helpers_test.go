@@ -55,19 +55,25 @@ func (c *testCluster) add(id string, bootstrap bool, change func(*cluster.Option
 	if change != nil {
 		change(&m.opts)
 	}
-	var l *member
-	if !bootstrap {
-		l = c.leader() // before m runs: it knows no leader until it joins
-	}
 	c.start(m)
 	c.mu.Lock()
 	c.members = append(c.members, m)
 	c.mu.Unlock()
 	if !bootstrap {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := l.node.Join(ctx, id, m.node.RaftAddr(), m.opts.APIAddr); err != nil {
-			c.t.Fatalf("join %s: %v", id, err)
+		// Joining is safe to repeat; it fails while leadership moves
+		// (a busy machine can make the grown cluster miss a heartbeat).
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			l := c.leaderExcept(m)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := l.node.Join(ctx, id, m.node.RaftAddr(), m.opts.APIAddr)
+			cancel()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) || !(errors.Is(err, cluster.ErrNotLeader) || errors.Is(err, cluster.ErrOutcomeUnknown)) {
+				c.t.Fatalf("join %s: %v", id, err)
+			}
 		}
 	}
 	return m
@@ -134,6 +140,12 @@ func (c *testCluster) running() []*member {
 // agree on it.
 func (c *testCluster) leader() *member {
 	c.t.Helper()
+	return c.leaderExcept(nil)
+}
+
+// leaderExcept is leader, ignoring member skip (one still joining).
+func (c *testCluster) leaderExcept(skip *member) *member {
+	c.t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		var lead *member
@@ -145,7 +157,7 @@ func (c *testCluster) leader() *member {
 		}
 		if lead != nil {
 			for _, m := range c.running() {
-				if id, _ := m.node.Leader(); id != lead.id {
+				if id, _ := m.node.Leader(); id != lead.id && m != skip {
 					agree = false
 				}
 			}

@@ -95,8 +95,8 @@ type Options struct {
 	Engine    engine.Options // limits and clock; Replicated is set by Open
 	Logger    *slog.Logger   // default: discard
 	// ElectionTimeout (default 1s) is how long a follower waits without
-	// hearing from a leader before it stands; heartbeats go at the same
-	// rate and a leader steps down after half of it without a quorum.
+	// hearing from a leader before it stands; heartbeats go ten times as
+	// often, and a leader steps down after as long without a quorum.
 	ElectionTimeout time.Duration
 	// SnapshotThreshold (default 8192) is how many entries trigger a raft
 	// snapshot; TrailingLogs (default 10240) how many stay in the log after
@@ -120,7 +120,6 @@ type Node struct {
 	logger *slog.Logger
 
 	reads   verifier
-	ready   atomic.Uint64 // the term in which this member, as leader, applied all earlier entries
 	changes atomic.Int64  // leader changes seen
 	obsCh   chan raft.Observation
 	obs     *raft.Observer
@@ -207,7 +206,7 @@ func Open(opts Options) (*Node, error) {
 	conf.LocalID = raft.ServerID(opts.ID)
 	conf.HeartbeatTimeout = opts.ElectionTimeout
 	conf.ElectionTimeout = opts.ElectionTimeout
-	conf.LeaderLeaseTimeout = opts.ElectionTimeout / 2
+	conf.LeaderLeaseTimeout = opts.ElectionTimeout
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.SnapshotThreshold = opts.SnapshotThreshold
 	conf.TrailingLogs = opts.TrailingLogs
@@ -256,10 +255,7 @@ func (n *Node) ID() string { return n.opts.ID }
 func (n *Node) RaftAddr() string { return n.opts.RaftAddr }
 
 // watchLeader follows leadership: it counts changes and, when this member
-// becomes leader, waits until every entry of earlier terms is applied
-// before it serves linearizable reads (raft's commit index only covers
-// them once an entry of the new term is committed) and records its API
-// address if the log does not hold it yet.
+// becomes leader, records its API address if the log does not hold it yet.
 func (n *Node) watchLeader() {
 	defer n.wg.Done()
 	var last raft.ServerID
@@ -284,12 +280,8 @@ func (n *Node) watchLeader() {
 
 func (n *Node) becameLeader() {
 	defer n.wg.Done()
-	term := n.raft.CurrentTerm()
 	if err := n.raft.Barrier(0).Error(); err != nil {
 		return // lost leadership again; the next leader does this
-	}
-	if n.raft.CurrentTerm() == term && n.raft.State() == raft.Leader {
-		n.ready.Store(term)
 	}
 	if n.opts.APIAddr != "" && n.fsm.memberAPIs()[n.opts.ID] != n.opts.APIAddr {
 		data := mustJSON(entry{Kind: kindMember, ID: n.opts.ID, API: n.opts.APIAddr})
@@ -365,34 +357,29 @@ func (n *Node) propose(ctx context.Context, data []byte) (engine.TxnResult, erro
 
 // ReadIndex returns, on the leader, a raft index that covers every write
 // acknowledged before the call: once a member has applied it (WaitApplied),
-// its state is at least as new as any client has seen. The leader confirms
-// it still leads with a quorum round that concurrent calls share. A member
-// that is not the leader returns a *NotLeaderError.
+// its state is at least as new as any client has seen. The leader proves
+// it still leads by committing a barrier entry of its term after the call
+// arrived; concurrent calls share one such round. A member that is not the
+// leader returns a *NotLeaderError.
+//
+// Why a barrier and not raft's VerifyLeader: VerifyLeader counts any
+// successful reply that arrives after it starts, including replies to
+// heartbeats sent before, so a leader paused (SIGSTOP) and resumed can
+// count replies its followers sent before they elected someone else, and
+// serve a stale read (TestNode_LinearizableRead caught this with stopped
+// followers). A barrier is a new log index: only followers that accept it
+// in this term can commit it.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if n.raft.State() != raft.Leader {
 		return 0, n.notLeader()
 	}
-	idx := n.raft.CommitIndex()
-	// A new leader's commit index covers earlier terms' entries only
-	// once it applied them (becameLeader); wait for that, briefly.
-	for n.ready.Load() != n.raft.CurrentTerm() {
-		if n.raft.State() != raft.Leader {
-			return 0, n.notLeader()
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-		idx = n.raft.CommitIndex()
-	}
-	if err := n.reads.verify(ctx); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+	if err := n.reads.confirm(ctx); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return 0, n.notLeader()
 		}
 		return 0, err
 	}
-	return idx, nil
+	return n.raft.CommitIndex(), nil
 }
 
 // WaitApplied waits until this member has applied every entry up to idx
@@ -457,7 +444,7 @@ func (n *Node) Linearize(ctx context.Context) (int64, error) {
 
 // verifier shares leadership confirmations among concurrent reads. A read
 // joins the next round to start, never one already running (that round's
-// messages may predate the read), so a round's success proves leadership
+// barrier may predate the read), so a round's success proves leadership
 // after every read it answers arrived.
 type verifier struct {
 	raft    *raft.Raft
@@ -471,7 +458,7 @@ type round struct {
 	err  error
 }
 
-func (v *verifier) verify(ctx context.Context) error {
+func (v *verifier) confirm(ctx context.Context) error {
 	v.mu.Lock()
 	if v.next == nil {
 		v.next = &round{done: make(chan struct{})}
@@ -501,7 +488,7 @@ func (v *verifier) loop() {
 			return
 		}
 		v.mu.Unlock()
-		r.err = v.raft.VerifyLeader().Error()
+		r.err = v.raft.Barrier(0).Error()
 		close(r.done)
 	}
 }

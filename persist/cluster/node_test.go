@@ -331,7 +331,7 @@ func TestNode_LinearizableRead(t *testing.T) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	if _, err := l.node.Linearize(rctx); err == nil {
-		t.Fatal("an isolated leader served a linearizable read")
+	if rev, err := l.node.Linearize(rctx); err == nil {
+		t.Fatalf("an isolated leader served a linearizable read at %d: %+v", rev, l.node.Status())
 	}
 }
