@@ -302,4 +302,3 @@ func (c *testCluster) noDivergence() {
 		c.t.Fatal("no revision held by two members to compare")
 	}
 }
-

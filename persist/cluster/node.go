@@ -120,7 +120,7 @@ type Node struct {
 	logger *slog.Logger
 
 	reads   verifier
-	changes atomic.Int64  // leader changes seen
+	changes atomic.Int64 // leader changes seen
 	obsCh   chan raft.Observation
 	obs     *raft.Observer
 	stop    chan struct{}
