@@ -411,9 +411,12 @@ func (db *DB) Close() error {
 		close(db.stop)
 		db.store.Close() // answers queued writes; no Append runs after this
 		db.wg.Wait()
-		db.compactMu.Lock() // wait for a compaction called directly
-		db.compactMu.Unlock()
+		// The log is closed under compactMu so that a compaction called
+		// directly (Compact) finishes its rotation and snapshot first and
+		// never writes to a closed log.
+		db.compactMu.Lock()
 		db.closeErr = db.log.Close()
+		db.compactMu.Unlock()
 		if err := db.unlock(); db.closeErr == nil {
 			db.closeErr = err
 		}
