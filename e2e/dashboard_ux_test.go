@@ -391,12 +391,12 @@ func TestDashboard_Phone(t *testing.T) {
 		t.Fatal(err)
 	}
 	var m struct {
-		ScrollW, ClientW   float64
-		Display            string
-		KeyLines           []string
-		ExpiryShown        bool
-		ExpiryText         string
-		WidestRight        float64
+		ScrollW, ClientW float64
+		Display          string
+		KeyLines         []string
+		ExpiryShown      bool
+		ExpiryText       string
+		WidestRight      float64
 	}
 	eval(t, page, `async () => {
 		const doc = document.documentElement;
