@@ -46,19 +46,19 @@ type Options struct {
 
 // Recovery describes what Open found and did.
 type Recovery struct {
-	SnapshotRev     int64         `json:"snapshot_rev"`
-	SnapshotEntries int           `json:"snapshot_entries"`
-	LogRecords      int           `json:"log_records"`
-	TruncatedBytes  int64         `json:"truncated_bytes"`
+	SnapshotRev     int64 `json:"snapshot_rev"`
+	SnapshotEntries int   `json:"snapshot_entries"`
+	LogRecords      int   `json:"log_records"`
+	TruncatedBytes  int64 `json:"truncated_bytes"`
 	// KeptTail is the file holding the bytes cut off the log's end, kept
 	// beside it in the data folder (PyKV never deletes it).
 	KeptTail string `json:"kept_tail,omitempty"`
 	// PossibleCorruption is set when the cut record was a complete line
 	// that failed its checks: a crash during a write leaves a line without
 	// its end, so a whole line that fails points at the disk instead.
-	PossibleCorruption bool   `json:"possible_corruption,omitempty"`
-	Warning            string `json:"warning,omitempty"`
-	Duration        time.Duration `json:"duration_ns"`
+	PossibleCorruption bool          `json:"possible_corruption,omitempty"`
+	Warning            string        `json:"warning,omitempty"`
+	Duration           time.Duration `json:"duration_ns"`
 }
 
 // Status is a DB's state for /v1/status and /metrics.
