@@ -55,8 +55,7 @@ func newClusterState(s *server, node *cluster.Node) *clusterState {
 		Transport: tr,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target, _ := pr.In.Context().Value(leaderKey{}).(*url.URL)
-			pr.SetURL(target)
-			pr.Out.Host = pr.In.Host
+			pr.SetURL(target) // Host becomes the leader's, which its host check allows
 			pr.Out.Header.Set(hdrForwarded, node.ID())
 			pr.SetXForwarded()
 		},

@@ -131,7 +131,7 @@ func serveCluster(ctx context.Context, c serveConfig, logger *slog.Logger, metri
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", c.addr, err)
 	}
-	ln = limitConnsPerIP(ln, c.maxConnsPerIP)
+	ln = limitConnsPerIP(web.ProblemListener(ln, maxHeaderBytes), c.maxConnsPerIP)
 	base := "http://" + ln.Addr().String()
 
 	_, statErr := os.Stat(filepath.Join(c.dataDir, "raft.db"))
@@ -164,6 +164,7 @@ func serveCluster(ctx context.Context, c serveConfig, logger *slog.Logger, metri
 			Cluster: node, Logger: logger, Metrics: metrics,
 			MaxBodyBytes: c.maxBodyBytes, MaxImportBytes: c.maxImportBytes,
 			AuthToken: c.authToken, ReadToken: c.readToken,
+			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
 			Static: staticFS(),
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
