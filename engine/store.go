@@ -26,6 +26,11 @@ const (
 	expireBatch = 1000
 )
 
+// MaxTTL is the longest time to live a put may ask for: 100 years (365-day
+// years). Unix milliseconds of now plus MaxTTL stay far below the int64
+// limit, so an expiry time can never wrap around to the past.
+const MaxTTL = 100 * 365 * 24 * time.Hour
+
 // Journal records commands before the store applies them; persist.Log is
 // the implementation that writes them to disk.
 type Journal interface {
@@ -265,7 +270,7 @@ type Op struct {
 	Type  ChangeType // OpPut or OpDelete
 	Key   string
 	Value string        // puts only
-	TTL   time.Duration // puts only; 0 means no expiry
+	TTL   time.Duration // puts only; 0 means no expiry; at most MaxTTL
 	// ExpiresAt, for puts instead of TTL, is an absolute expiry time in
 	// Unix milliseconds (an import keeps the times it was given).
 	ExpiresAt int64
@@ -527,6 +532,8 @@ func (s *Store) validate(i int, op *Op) error {
 		err = ErrInvalidUTF8
 	case op.TTL < 0 || op.ExpiresAt < 0 || (op.TTL != 0 && op.ExpiresAt != 0):
 		err = ErrBadTTL
+	case op.TTL > MaxTTL:
+		err = ErrTTLTooLong
 	default:
 		return nil
 	}

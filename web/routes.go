@@ -12,6 +12,7 @@ import (
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.instrument)    // requests counted and timed by route pattern and status (a panic's 500 too)
+	r.Use(s.checkHost)     // a Host that is not loopback, the connected address or allowed: 421 (DNS rebinding)
 	r.Use(s.recoverPanics) // a panic is logged and answered 500, never reaches the client raw
 	r.Use(s.accessLog)     // one debug line per request (--log-level debug)
 	r.Use(securityHeaders) // nosniff, frame and referrer policy on every answer
