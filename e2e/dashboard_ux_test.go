@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -504,3 +505,41 @@ func TestDashboardOffline_OwnHistoryAndPlainSync(t *testing.T) {
 	}
 	expectText(t, page, "history-note", "1 change")
 }
+
+// TestDashboard_NoCopyOfAHugeStore: a store too large for the browser's
+// offline copy is not downloaded on every page load (GET /v1/export of
+// the whole store); the page says why there is no offline copy.
+func TestDashboard_NoCopyOfAHugeStore(t *testing.T) {
+	srv := startServer(t)
+	var body strings.Builder
+	body.WriteString("{")
+	for i := range 50_001 {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		body.WriteString(`"k/` + strings.Repeat("0", 6-len(itoa(i))) + itoa(i) + `":"v"`)
+	}
+	body.WriteString("}")
+	apiDo(t, srv, http.MethodPost, "/v1/import", body.String(), http.StatusOK)
+
+	page := newPage(t, srv)
+	exports := make(chan string, 10)
+	page.OnRequest(func(r playwright.Request) {
+		if strings.Contains(r.URL(), "/v1/export") {
+			exports <- r.URL()
+		}
+	})
+	if _, err := page.Goto("/"); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, page)
+	expectText(t, page, "offline-notice", "more than this browser's offline copy can keep")
+	expectText(t, page, "prefix-count", "50,001 keys in all")
+	select {
+	case u := <-exports:
+		t.Errorf("the page downloaded the whole store (%s)", u)
+	default:
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
