@@ -1,5 +1,8 @@
-# Makefile for PyKV. `make test` is what CI runs (see .ci/run); it installs
-# what it needs first, so it works on a fresh Debian machine run as root.
+# Makefile for PyKV. `make check` is the loop a change runs in under a
+# minute (format, vet, staticcheck, templ output, race tests of every package
+# that needs no browser); `make test` is everything CI runs (see .ci/run),
+# layer by layer, and installs what it needs first, so it works on a fresh
+# Debian machine run as root.
 
 GO     ?= go
 GOPATH := $(shell $(GO) env GOPATH)
@@ -24,10 +27,21 @@ WASM_DIR := static/wasm
 # Build the wasm only once ./wasm holds Go code (test files alone do not count).
 HAVE_WASM := $(filter-out %_test.go,$(wildcard wasm/*.go))
 
-# templ version used by generate-check; keep it equal to the github.com/a-h/templ
-# version in go.mod once the web package imports it.
-TEMPL := github.com/a-h/templ/cmd/templ@v0.3.1100
+# templ and staticcheck are pinned by the `tool` lines of go.mod (so templ's
+# generator and the github.com/a-h/templ runtime the web package imports are
+# one version) and run with `go tool`.
 TEMPL_FILES := $(shell find . -name '*.templ' -not -path './node_modules/*' -not -path './.git/*')
+
+# The packages whose tests need neither a browser nor the built binary:
+# everything but e2e/. `make check` runs them.
+CHECK_PKGS = $(shell $(GO) list ./... | grep -v '/e2e$$')
+# GO_DIRS are the folders gofmt checks (node_modules and the driver hold none).
+GO_DIRS = $(shell $(GO) list -f '{{.Dir}}' ./...)
+# CHECK_TESTFLAGS: `make check` runs the crash suites in short mode
+# (TestDB_PowerLoss with one seed per crash point instead of ten,
+# TestDB_Kill9 with 5 cycles instead of 25) to stay under a minute; `make
+# test` runs check with CHECK_TESTFLAGS empty, so every test runs in full.
+CHECK_TESTFLAGS ?= -short
 
 # Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
 # package relative to the repo root, e.g. `persist:FuzzDecodeRecord`.
@@ -39,7 +53,8 @@ FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzRe
 # (golang/go#75804, fixed in Go 1.27). -timeout still bounds each run.
 FUZZTIME     ?= 50000x
 
-.PHONY: all build wasm run deps deps-chromium deps-driver test generate-check fuzz mutants bench bench-http bench-peers bench-peers-deps swaggerui soak clean distclean
+.PHONY: all build wasm run deps deps-chromium deps-driver check fmt-check vet staticcheck generate generate-check test-go \
+	test test-e2e test-wasm fuzz mutants bench bench-http bench-peers bench-peers-deps swaggerui soak clean distclean
 
 # The default goal builds the server.
 all: build
@@ -91,22 +106,68 @@ deps-driver: $(NPM_STAMP)
 	@$(DRIVER)/node $(DRIVER)/package/cli.js --version | grep -q '1\.52\.0' || \
 		{ echo "$(DRIVER): playwright-core is not 1.52.0, which playwright-go v0.5200.1 needs" >&2; exit 1; }
 
-# test runs everything CI checks: vet, the race-enabled tests (including the
-# browser tests in e2e/, which use bin/pykv and the driver), the engine's tests
-# compiled to WebAssembly and run under node, then short fuzz runs.
-test: deps build generate-check
+# check is the fast loop: no Chromium, no npm, no built binary. It fails on
+# any file gofmt would change, on go vet (also of the js/wasm build), on
+# staticcheck, on stale templ output, and on the race tests of CHECK_PKGS.
+check: fmt-check vet staticcheck generate-check test-go
+
+# fmt-check lists the files gofmt would change and fails if there is one.
+fmt-check:
+	@out=$$(gofmt -l $(GO_DIRS)); \
+	if [ -n "$$out" ]; then echo "gofmt would change these files (run gofmt -w):"; echo "$$out"; exit 1; fi
+
+# vet runs go vet on the native build and on the WebAssembly build, whose
+# *_js.go files the native build does not compile.
+vet:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
-	GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 5m -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./engine/...
+	GOOS=js GOARCH=wasm $(GO) vet ./engine/... ./wasm/...
+
+# staticcheck runs the version pinned in go.mod.
+staticcheck:
+	$(GO) tool staticcheck ./...
+
+# test-go runs the race tests of every package that needs no browser.
+test-go:
+	$(GO) test -race -count=1 $(CHECK_TESTFLAGS) -timeout 15m $(CHECK_PKGS)
+
+# test runs everything CI checks, layer by layer in the order .ci/run runs
+# them as named steps: check with every test in full, the end-to-end tests
+# in e2e/ (Chromium through Playwright, and the real bin/pykv killed and
+# restarted), the engine's tests compiled to WebAssembly and run under node,
+# short fuzz runs, and the planted durability bugs.
+test: deps build
+	@$(MAKE) --no-print-directory check CHECK_TESTFLAGS=
+	@$(MAKE) --no-print-directory test-e2e
+	@$(MAKE) --no-print-directory test-wasm
 	@$(MAKE) --no-print-directory fuzz
 	@$(MAKE) --no-print-directory mutants
 
-# generate-check regenerates the templ components and fails if the committed
-# *_templ.go files differ from what templ produces.
+# test-e2e runs the end-to-end tests against bin/pykv in Chromium.
+test-e2e: deps build
+	$(GO) test -race -count=1 -timeout 20m ./e2e/
+
+# test-wasm runs the engine's tests compiled to WebAssembly under node.
+test-wasm:
+	GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 5m -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./engine/...
+
+# generate regenerates the templ components (the //go:generate line in
+# web/doc.go runs `go tool templ generate` in web/).
+generate:
+	$(GO) generate ./...
+
+# generate-check fails if a committed *_templ.go differs from what templ
+# produces from its .templ file. It generates into a temporary copy, so it
+# neither touches the working tree nor depends on what is committed: a
+# regenerated but uncommitted component passes. Like go generate, templ runs
+# in the template's folder (the folder name is part of the output).
 generate-check:
 ifneq ($(TEMPL_FILES),)
-	$(GO) run $(TEMPL) generate
-	git diff --exit-code -- '*_templ.go'
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && templ=$$($(GO) tool -n templ) && \
+	for f in $(TEMPL_FILES); do mkdir -p "$$tmp/$$(dirname $$f)" && cp "$$f" "$$tmp/$$f" || exit 1; done && \
+	for d in $(sort $(dir $(TEMPL_FILES))); do (cd "$$tmp/$$d" && "$$templ" generate -log-level error) || exit 1; done && \
+	for f in $(TEMPL_FILES); do g=$${f%.templ}_templ.go; \
+		diff -u "$$g" "$$tmp/$$g" || { echo "$$g is stale: run make generate" >&2; exit 1; }; \
+	done
 else
 	@echo "generate-check: no .templ files"
 endif

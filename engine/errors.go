@@ -22,6 +22,10 @@ var (
 	// ErrBadTTL: a TTL or expiry time must not be negative (zero means no
 	// expiry), and an operation takes one or the other, not both.
 	ErrBadTTL = errors.New("ttl must not be negative")
+	// ErrTTLTooLong: a TTL is longer than MaxTTL. Refused rather than
+	// clamped: now plus a TTL near the largest Duration overflows, and the
+	// key would expire at once.
+	ErrTTLTooLong = errors.New("ttl longer than 100 years")
 	// ErrBadOp: an operation type other than put or delete was asked for.
 	ErrBadOp = errors.New("unknown operation")
 	// ErrEmptyTxn: a transaction must hold at least one operation.
@@ -38,6 +42,9 @@ var (
 	// read were dropped. It is cut off instead of slowing writers down; like
 	// ErrCompacted, the remedy is to resync from a snapshot.
 	ErrLagged = errors.New("watcher fell behind and was cut off; resync from a snapshot")
+	// ErrReplicated: a write was asked of a replicated store directly; its
+	// writes go through the replicated log (see Options.Replicated).
+	ErrReplicated = errors.New("store is replicated: writes go through the cluster")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store is closed")
 	// ErrCorrupt: a command or snapshot handed to Restore does not fit the

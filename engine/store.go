@@ -26,6 +26,11 @@ const (
 	expireBatch = 1000
 )
 
+// MaxTTL is the longest time to live a put may ask for: 100 years (365-day
+// years). Unix milliseconds of now plus MaxTTL stay far below the int64
+// limit, so an expiry time can never wrap around to the past.
+const MaxTTL = 100 * 365 * 24 * time.Hour
+
 // Journal records commands before the store applies them; persist.Log is
 // the implementation that writes them to disk.
 type Journal interface {
@@ -68,6 +73,12 @@ type Options struct {
 	// (no group commit), but a write costs no goroutine switch: the right
 	// trade where writes come from one thread anyway, as in a browser.
 	InlineCommit bool
+	// Replicated makes a store whose writes come only from a replicated
+	// log through ApplyProposal, in the same order on every replica: Txn,
+	// Do, Bulk and ExpireDue return ErrReplicated, and no background
+	// expiry runs (the log's leader proposes expiries, see DueExpiry).
+	// Journal and InlineCommit must be unset.
+	Replicated bool
 }
 
 func (o Options) withDefaults() Options {
@@ -169,8 +180,10 @@ func (s *Store) start() {
 		s.wg.Add(1)
 		go s.commitLoop()
 	}
-	s.wg.Add(1)
-	go s.expireLoop()
+	if !s.opts.Replicated {
+		s.wg.Add(1)
+		go s.expireLoop()
+	}
 }
 
 // Close stops the store's goroutines. Writes still queued are answered with
@@ -266,7 +279,7 @@ type Op struct {
 	Type  ChangeType // OpPut or OpDelete
 	Key   string
 	Value string        // puts only
-	TTL   time.Duration // puts only; 0 means no expiry
+	TTL   time.Duration // puts only; 0 means no expiry; at most MaxTTL
 	// ExpiresAt, for puts instead of TTL, is an absolute expiry time in
 	// Unix milliseconds (an import keeps the times it was given).
 	ExpiresAt int64
@@ -283,7 +296,10 @@ const Absent int64 = -1
 type Result struct {
 	Entry   Entry  // the entry after a put; for a delete, just the Key
 	Prev    *Entry // the entry before the operation, nil if there was none
-	Deleted bool   // a delete removed an existing key
+	Deleted bool   // a delete removed an existing key (a prefix delete: at least one)
+	// Removed counts the live keys a prefix delete removed; keys whose TTL
+	// had run out already are removed too, as expirations, but not counted.
+	Removed int
 }
 
 // TxnResult is what a transaction did. Rev is the revision its changes got,
@@ -305,6 +321,24 @@ func (s *Store) Delete(key string) (int64, error) {
 	return e.ModRev, err
 }
 
+// DeletePrefix removes every key that starts with prefix, atomically: all
+// of them at one revision, or none (an error from the journal). An empty
+// prefix removes every key; callers facing people should ask for that
+// explicitly. It returns the revision and the number of live keys removed;
+// with none to remove it changes nothing and returns the current revision
+// and 0. Keys written concurrently are either removed (written before) or
+// kept (after): the keys are gathered by the writer that removes them.
+func (s *Store) DeletePrefix(prefix string) (rev int64, removed int, err error) {
+	res, err := s.txn([]Op{{Type: OpDeletePrefix, Key: prefix}}, 1)
+	if err != nil {
+		if oe, ok := errors.AsType[*OpError](err); ok {
+			return 0, 0, oe.Err
+		}
+		return 0, 0, err
+	}
+	return res.Rev, res.Results[0].Removed, nil
+}
+
 // Do carries out one operation. For a put it returns the new entry; for a
 // delete an Entry holding the key and, in ModRev, the revision of the
 // deletion. A delete of a missing key returns ErrNotFound; a failed
@@ -312,6 +346,9 @@ func (s *Store) Delete(key string) (int64, error) {
 func (s *Store) Do(op Op) (Entry, error) {
 	var res TxnResult
 	var err error
+	if s.opts.Replicated {
+		return Entry{}, ErrReplicated
+	}
 	if s.reqs == nil {
 		// The in-memory hot path: everything on the stack but the entry.
 		ops := [1]Op{op}
@@ -353,6 +390,9 @@ func (s *Store) Bulk(ops []Op) (TxnResult, error) {
 }
 
 func (s *Store) txn(ops []Op, maxOps int) (TxnResult, error) {
+	if s.opts.Replicated {
+		return TxnResult{}, ErrReplicated
+	}
 	if s.reqs == nil {
 		return s.txnDirect(ops, maxOps, nil, nil)
 	}
@@ -475,6 +515,18 @@ func (s *Store) validateAll(ops []Op, maxOps int) error {
 func (s *Store) validate(i int, op *Op) error {
 	var err error
 	switch {
+	case op.Type == OpDeletePrefix:
+		// Any prefix, the empty one too; no condition, no TTL.
+		switch {
+		case len(op.Key) > s.opts.MaxKeyBytes:
+			err = ErrKeyTooLarge
+		case !utf8.ValidString(op.Key):
+			err = ErrInvalidUTF8
+		case op.IfRev != 0 || op.TTL != 0 || op.ExpiresAt != 0 || op.Value != "":
+			err = ErrBadOp
+		default:
+			return nil
+		}
 	case op.Type != OpPut && op.Type != OpDelete:
 		err = ErrBadOp
 	case op.Key == "":
@@ -489,6 +541,8 @@ func (s *Store) validate(i int, op *Op) error {
 		err = ErrInvalidUTF8
 	case op.TTL < 0 || op.ExpiresAt < 0 || (op.TTL != 0 && op.ExpiresAt != 0):
 		err = ErrBadTTL
+	case op.TTL > MaxTTL:
+		err = ErrTTLTooLong
 	default:
 		return nil
 	}
@@ -542,7 +596,7 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 	// operation on the same key sees an earlier one, and nothing leaks into
 	// v if the transaction turns out to change nothing.
 	local := view{s: s}
-	if v.overlay != nil || len(ops) > 1 {
+	if v.overlay != nil || len(ops) > 1 || ops[0].Type == OpDeletePrefix {
 		local.overlay = make(map[string]*Entry, len(ops))
 	}
 	get := func(key string) *Entry {
@@ -561,6 +615,25 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 	res := TxnResult{Rev: rev, Results: results}
 	for i := range ops {
 		op := &ops[i]
+		if op.Type == OpDeletePrefix {
+			res.Results[i].Entry.Key = op.Key
+			for _, k := range v.keysWithPrefix(op.Key, &local) {
+				cur := get(k)
+				if cur == nil {
+					continue
+				}
+				ch := Change{Op: OpDelete, Key: k}
+				if cur.expired(now) {
+					ch.Op = OpExpire
+				} else {
+					res.Results[i].Removed++
+				}
+				cmd.Changes = append(cmd.Changes, ch)
+				local.record(k, nil)
+			}
+			res.Results[i].Deleted = res.Results[i].Removed > 0
+			continue
+		}
 		cur := get(op.Key)
 		if cur != nil && cur.expired(now) {
 			// The key is gone for readers already; remove it for real
@@ -608,6 +681,36 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 	return cmd, res, nil
 }
 
+// keysWithPrefix returns, in key order and once each, the keys under
+// prefix that the store's index or the overlays of v and local name (an
+// overlay may hold keys put earlier in the same group, not indexed yet, or
+// deleted ones: the caller checks each with get). The caller is the writer
+// whose turn it is, so the index cannot change meanwhile.
+func (v *view) keysWithPrefix(prefix string, local *view) []string {
+	var keys []string
+	v.s.index.Ascend(prefix, func(k string) bool {
+		if !strings.HasPrefix(k, prefix) {
+			return false
+		}
+		keys = append(keys, k)
+		return true
+	})
+	extra := false
+	for _, o := range []map[string]*Entry{v.overlay, local.overlay} {
+		for k := range o {
+			if strings.HasPrefix(k, prefix) {
+				keys = append(keys, k)
+				extra = true
+			}
+		}
+	}
+	if extra {
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+	}
+	return keys
+}
+
 // record notes e in the overlay when there is one; a single-operation
 // write resolved without one has no later operation to see its effect.
 func (v *view) record(key string, e *Entry) {
@@ -630,6 +733,10 @@ func (s *Store) apply(cmd *Command) error {
 		if err := s.check(cmd); err != nil {
 			return err
 		}
+	}
+	var at int64 // when the change was made, if this store made it
+	if cmd.resolved {
+		at = s.nowMs()
 	}
 	for i := range cmd.Changes {
 		ch := &cmd.Changes[i]
@@ -654,7 +761,7 @@ func (s *Store) apply(cmd *Command) error {
 		if e != nil && e.ExpiresAt != 0 {
 			s.expiry.Set(expiryItem{e.ExpiresAt, e.Key})
 		}
-		s.feed.push(Event{Type: ch.Op, Key: ch.Key, Rev: cmd.Rev, Entry: e, Prev: prev})
+		s.feed.push(Event{Type: ch.Op, Key: ch.Key, Rev: cmd.Rev, Entry: e, Prev: prev, Time: at})
 	}
 	s.rev = cmd.Rev
 	s.feed.wake()

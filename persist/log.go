@@ -66,11 +66,11 @@ func parseSegName(name string) (int64, bool) {
 // Log is the append-only log: the engine's Journal. Each Append writes the
 // group's records with one write and, in SyncAlways mode, one fsync.
 type Log struct {
-	fs       FS
-	dir      string
-	mode     SyncMode
-	observe  func(time.Duration)
-	everySec time.Duration
+	fs        FS
+	dir       string
+	mode      SyncMode
+	observe   func(time.Duration)
+	syncEvery time.Duration // SyncEverySec's interval
 
 	mu      sync.Mutex
 	f       File
@@ -95,7 +95,7 @@ func openLog(fsys FS, dir, name string, size, older int64, opts Options) (*Log, 
 	if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", name, err)
 	}
-	l := &Log{fs: fsys, dir: dir, mode: mode, observe: opts.SyncObserver, everySec: opts.SyncInterval,
+	l := &Log{fs: fsys, dir: dir, mode: mode, observe: opts.SyncObserver, syncEvery: opts.SyncInterval,
 		f: f, name: name, size: size, older: older, stop: make(chan struct{}), stopped: make(chan struct{})}
 	if mode == SyncEverySec {
 		go l.syncLoop()
@@ -192,7 +192,7 @@ func (l *Log) CommitDelay() time.Duration {
 // syncLoop fsyncs once a second in SyncEverySec mode.
 func (l *Log) syncLoop() {
 	defer close(l.stopped)
-	t := time.NewTicker(l.everySec)
+	t := time.NewTicker(l.syncEvery)
 	defer t.Stop()
 	for {
 		select {

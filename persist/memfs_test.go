@@ -149,15 +149,9 @@ func (m *memFS) SyncDir(dir string) error {
 	return nil
 }
 
-// crash returns the file system as a power loss at this moment could leave
-// it, choosing among the possible outcomes with rng.
-func (m *memFS) crash(rng *rand.Rand) *memFS {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.crashLocked(rng)
-}
-
-// crashLocked is crash for a caller holding mu (a fault hook).
+// crashLocked returns the file system as a power loss at this moment could
+// leave it, choosing among the possible outcomes with rng. The caller holds
+// mu: it is called from a fault hook, in the middle of a file operation.
 func (m *memFS) crashLocked(rng *rand.Rand) *memFS {
 	dir := make(map[string]*node, len(m.durable))
 	for k, v := range m.durable {

@@ -39,3 +39,8 @@
 // Timeouts are the http.Server's, set by cmd/pykv; the stream route lifts
 // them for its connection and keeps its own deadlines.
 package web
+
+// The dashboard's templ components (dashboard.templ) are compiled to
+// dashboard_templ.go, which is committed; `make generate-check` fails when it
+// is stale.
+//go:generate go tool templ generate

@@ -29,7 +29,7 @@ type specChecker struct {
 func loadSpec(tb testing.TB, h http.Handler) *specChecker {
 	tb.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/openapi.json", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/openapi.json", nil))
 	if rec.Code != http.StatusOK {
 		tb.Fatalf("GET /openapi.json: status %d", rec.Code)
 	}

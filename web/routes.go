@@ -12,6 +12,7 @@ import (
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.instrument)    // requests counted and timed by route pattern and status (a panic's 500 too)
+	r.Use(s.checkHost)     // a Host that is not loopback, the connected address or allowed: 421 (DNS rebinding)
 	r.Use(s.recoverPanics) // a panic is logged and answered 500, never reaches the client raw
 	r.Use(s.accessLog)     // one debug line per request (--log-level debug)
 	r.Use(securityHeaders) // nosniff, frame and referrer policy on every answer
@@ -41,6 +42,9 @@ func (s *server) routes() http.Handler {
 		r.Head("/v1/kv/*", s.handleKVGet)                                // the same headers without the body
 		r.Put("/v1/kv/*", s.handleKVPut)                                 // set a key from the raw body; ?ttl=, If-Match, If-None-Match: *
 		r.Delete("/v1/kv/*", s.handleKVDelete)                           // remove a key; If-Match
+		r.Delete("/v1/kv", s.handleKVDeletePrefix)                       // remove every key under ?prefix= at one revision (?all=true: every key)
+		r.Get("/v1/folders", s.handleFolders)                            // the next level of "/" folders under ?prefix=, with key counts
+		r.Get("/v1/history/*", s.handleHistory)                          // a key's changes still in the server's change history
 		r.Post("/v1/txn", s.handleTxn)                                   // atomic batch of puts and deletes with conditions
 		r.Get("/v1/export", s.handleExport)                              // the whole store in the snapshot JSON format
 		r.Post("/v1/import", s.handleImport)                             // load a snapshot or an original PyKV flat file

@@ -4,6 +4,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"time"
 
 	"github.com/pykv/pykv/engine"
 )
@@ -41,6 +43,17 @@ type Options struct {
 	// With neither set, every request is allowed (see Auth in doc.go).
 	AuthToken string
 	ReadToken string
+	// SessionTTL is how long a browser sign-in lasts (default 12 hours).
+	SessionTTL time.Duration
+	// AllowedHosts names the hosts, besides loopback names and addresses
+	// and the address a client connected to, that requests may name in
+	// their Host header; others are refused with 421 (DNS rebinding).
+	// "*.example.com" allows the names under example.com, "*" any host.
+	AllowedHosts []string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For (the
+	// client's address, for rate limits) and X-Forwarded-Proto (https
+	// makes the sign-in cookie Secure) are believed.
+	TrustedProxies []netip.Prefix
 	// Static holds the dashboard's assets, served under /static/ (nil: none).
 	Static fs.FS
 }
@@ -52,6 +65,10 @@ type server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	opts    Options
+
+	hosts    hostAllowList
+	failures *failLimiter
+	sessions *sessions
 }
 
 // NewServer returns the HTTP handler of the whole API. It panics if
@@ -69,6 +86,10 @@ func NewServer(opts Options) http.Handler {
 	if opts.MaxImportBytes <= 0 {
 		opts.MaxImportBytes = DefaultMaxImportBytes
 	}
-	s := &server{store: opts.Store, db: opts.DB, log: opts.Logger, metrics: opts.Metrics, opts: opts}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = DefaultSessionTTL
+	}
+	s := &server{store: opts.Store, db: opts.DB, log: opts.Logger, metrics: opts.Metrics, opts: opts,
+		hosts: newHostAllowList(opts.AllowedHosts), failures: newFailLimiter(), sessions: newSessions(opts.SessionTTL)}
 	return s.routes()
 }

@@ -184,6 +184,12 @@ func TestRun_Usage(t *testing.T) {
 		{"bad log format", []string{"serve", "--log-format", "xml"}, nil, exitUsage, "log-format"},
 		{"public without token", []string{"serve", "--addr", "0.0.0.0:0"}, nil, exitUsage, "without a token"},
 		{"same tokens", []string{"serve", "--auth-token", "a", "--read-token", "a"}, nil, exitUsage, "differ"},
+		// These name a data folder that cannot be made, so a check that
+		// is missing fails the test at once instead of serving forever.
+		{"short token", []string{"serve", "--data-dir", "/dev/null/x", "--addr", "0.0.0.0:0", "--auth-token", "x"}, nil, exitUsage, "at least 16 bytes"},
+		{"short token from env", []string{"serve", "--data-dir", "/dev/null/x"}, map[string]string{"PYKV_READ_TOKEN": "fifteen-bytes.."}, exitUsage, "--read-token"},
+		{"bad trusted proxy", []string{"serve", "--data-dir", "/dev/null/x", "--trusted-proxies", "10.0.0.0/8,proxy.example"}, nil, exitUsage, "proxy.example"},
+		{"bad allowed host", []string{"serve", "--data-dir", "/dev/null/x", "--allowed-hosts", "http://x/"}, nil, exitUsage, "not a host name"},
 		{"get without key", []string{"get"}, nil, exitUsage, "usage"},
 		{"bad server", []string{"get", "k", "--server", "ftp://x"}, nil, exitUsage, "--server"},
 		{"unreachable", []string{"get", "k", "--server", "http://127.0.0.1:1"}, nil, exitUnavailable, "cannot reach"},
@@ -254,6 +260,23 @@ func TestClient_Commands(t *testing.T) {
 	if out, _, _ := pykv(t, srv, "", "ls", "--values"); out != "a b/c\tsecond\nstdin-key\tfrom stdin\nttl-key\tv\n" {
 		t.Errorf("ls --values = %q", out)
 	}
+	if _, _, code := pykv(t, srv, "", "put", "multi\tline", "one\ntwo\tthree"); code != 0 {
+		t.Errorf("put of a value with a newline: exit %d", code)
+	}
+	if _, _, code := pykv(t, srv, "", "put", "quoted", `"starts with a quote`); code != 0 {
+		t.Errorf("put: exit %d", code)
+	}
+	// Each line stays one key: a tab or newline in a key or value is quoted.
+	want := "a b/c\tsecond\n\"multi\\tline\"\t\"one\\ntwo\\tthree\"\nquoted\t\"\\\"starts with a quote\"\nstdin-key\tfrom stdin\nttl-key\tv\n"
+	if out, _, _ := pykv(t, srv, "", "ls", "--values"); out != want {
+		t.Errorf("ls --values with tabs and newlines = %q, want %q", out, want)
+	}
+	if _, _, code := pykv(t, srv, "", "del", "multi\tline"); code != 0 {
+		t.Errorf("del: exit %d", code)
+	}
+	if _, _, code := pykv(t, srv, "", "del", "quoted"); code != 0 {
+		t.Errorf("del: exit %d", code)
+	}
 	if out, _, _ := pykv(t, srv, "", "ls", "--limit", "1"); out != "a b/c\n" {
 		t.Errorf("ls --limit 1 = %q", out)
 	}
@@ -276,6 +299,22 @@ func TestClient_Commands(t *testing.T) {
 	}
 	if out, _, _ := pykv(t, srv, "", "get", "a b/c"); out != "second" {
 		t.Errorf("after import: get = %q", out)
+	}
+	for _, k := range []string{"dir/1", "dir/2", "dir/sub/3", "dirt"} {
+		if _, _, code := pykv(t, srv, "", "put", k, "v"); code != 0 {
+			t.Fatalf("put %s: exit %d", k, code)
+		}
+	}
+	for _, bad := range [][]string{{"del", "--prefix", ""}, {"del", "--prefix", "dir/", "key"}, {"del", "--prefix", "d", "--all"}, {"del", "--prefix", "d", "--if-rev", "3"}} {
+		if _, errOut, code := pykv(t, srv, "", bad...); code != exitUsage {
+			t.Errorf("pykv %q: exit %d (%s), want %d", bad, code, errOut, exitUsage)
+		}
+	}
+	if out, errOut, code := pykv(t, srv, "", "del", "--prefix", "dir/"); code != 0 || !strings.Contains(out, `"deleted":3`) {
+		t.Errorf("del --prefix dir/ = %q %q exit %d; want 3 deleted", out, errOut, code)
+	}
+	if out, _, _ := pykv(t, srv, "", "ls", "dir"); out != "dirt\n" {
+		t.Errorf("after del --prefix dir/: ls dir = %q, want only dirt", out)
 	}
 	if out, _, code := pykv(t, srv, `{"legacy":"file"}`, "import"); code != 0 || !strings.Contains(out, `"format":"flat"`) {
 		t.Errorf("import from stdin = %q exit %d", out, code)
@@ -379,5 +418,40 @@ func TestServe_SlowAndLargeHeaders(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("headers over %d bytes: status %d, want 431", maxHeaderBytes, resp.StatusCode)
+	}
+}
+
+// TestServe_HostAndProtocolErrors: the running server refuses a Host it was
+// not told about (DNS rebinding) with 421, answers one named by
+// PYKV_ALLOWED_HOSTS, and sends its 431 for oversized headers as a problem
+// document, not net/http's plain text.
+func TestServe_HostAndProtocolErrors(t *testing.T) {
+	srv := startServe(t, t.TempDir(), map[string]string{"PYKV_ALLOWED_HOSTS": "kv.example.com"})
+	send := func(host string, header http.Header) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/status", nil)
+		req.Host = host
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	if resp, body := send("rebind.attacker.example", nil); resp.StatusCode != http.StatusMisdirectedRequest ||
+		resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("Host rebind.attacker.example: %d %q %s; want a 421 problem", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if resp, body := send("kv.example.com", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("Host kv.example.com (PYKV_ALLOWED_HOSTS): %d %s", resp.StatusCode, body)
+	}
+	resp, body := send(strings.TrimPrefix(srv.URL, "http://"), http.Header{"X-Big": {strings.Repeat("a", 80<<10)}})
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || resp.Header.Get("Content-Type") != "application/problem+json" ||
+		!strings.Contains(body, `"status":431`) {
+		t.Errorf("80 KiB of headers: %d %q %s; want a 431 problem", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,8 @@ type serveConfig struct {
 	authToken      string
 	readToken      string
 	insecureNoAuth bool
+	allowedHosts   []string
+	trustedProxies []netip.Prefix
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -64,6 +67,37 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.StringVar(&c.authToken, "auth-token", "", "token for reading and writing (prefer PYKV_AUTH_TOKEN: flags show in ps)")
 	fs.StringVar(&c.readToken, "read-token", "", "token for reading only (prefer PYKV_READ_TOKEN)")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
+	fs.Func("allowed-hosts", "comma-separated host names (\"*.example.com\" for the names under it, \"*\" for any) that requests may name in Host, "+
+		"besides loopback names and addresses and the address they connected to; others get 421 (DNS rebinding)", func(v string) error {
+		c.allowedHosts = nil
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				if strings.ContainsAny(h, "/ ") {
+					return fmt.Errorf("%q is not a host name", h)
+				}
+				c.allowedHosts = append(c.allowedHosts, h)
+			}
+		}
+		return nil
+	})
+	fs.Func("trusted-proxies", "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed", func(v string) error {
+		c.trustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			pfx, err := netip.ParsePrefix(p)
+			if err != nil {
+				a, aerr := netip.ParseAddr(p)
+				if aerr != nil {
+					return fmt.Errorf("%q is neither an IP address nor a CIDR range like 10.0.0.0/8", p)
+				}
+				pfx = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			}
+			c.trustedProxies = append(c.trustedProxies, pfx.Masked())
+		}
+		return nil
+	})
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: pykv serve [flags]\n\nEvery flag can also be set by the environment variable PYKV_<FLAG>,\ne.g. PYKV_DATA_DIR for --data-dir.\n\n")
 		fs.PrintDefaults()
@@ -82,6 +116,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	}
 	if c.authToken != "" && c.authToken == c.readToken {
 		return c, usageError("--auth-token and --read-token must differ")
+	}
+	for _, t := range []struct{ flag, v string }{{"--auth-token", c.authToken}, {"--read-token", c.readToken}} {
+		if t.v != "" && len(t.v) < web.MinTokenBytes {
+			return c, usageError("%s is %d bytes; tokens must be at least %d bytes (make one with: openssl rand -hex 16)",
+				t.flag, len(t.v), web.MinTokenBytes)
+		}
 	}
 	return c, nil
 }
@@ -148,13 +188,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen on %s: %w", c.addr, err), closeDB())
 	}
-	ln = limitConnsPerIP(ln, c.maxConnsPerIP)
+	ln = limitConnsPerIP(web.ProblemListener(ln, maxHeaderBytes), c.maxConnsPerIP)
 
 	srv := &http.Server{
 		Handler: web.NewServer(web.Options{
 			Store: db.Store(), DB: db, Logger: logger, Metrics: metrics,
 			MaxBodyBytes: c.maxBodyBytes, MaxImportBytes: c.maxImportBytes,
 			AuthToken: c.authToken, ReadToken: c.readToken,
+			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
 			Static: staticFS(),
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
