@@ -127,6 +127,7 @@ type Node struct {
 	wg      sync.WaitGroup
 	once    sync.Once
 	err     error
+	fresh   bool // opened on a folder without raft state
 }
 
 // Open starts a member in opts.Dir. A folder with raft state rejoins its
@@ -141,6 +142,8 @@ func Open(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("raft address %q: %w", opts.RaftAddr, err)
 	} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		return nil, fmt.Errorf("raft address %q: give the address peers reach this member at, not a wildcard", opts.RaftAddr)
+	} else if opts.PeerTLS == nil && !isLoopback(host) {
+		return nil, fmt.Errorf("raft address %s: %w", opts.RaftAddr, ErrPlainBeyondLoopback)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -224,6 +227,7 @@ func Open(opts Options) (*Node, error) {
 			return fail(fmt.Errorf("bootstrap cluster: %w", err))
 		}
 	}
+	n.fresh = !existing
 	n.obsCh = make(chan raft.Observation, 16)
 	r, err := raft.NewRaft(conf, n.fsm, logs, logs, snaps, transport{n.trans})
 	if err != nil {
@@ -243,6 +247,11 @@ func Open(opts Options) (*Node, error) {
 		"bootstrap", !existing && opts.Bootstrap)
 	return n, nil
 }
+
+// Fresh reports whether the member started on a folder without raft state
+// (it bootstrapped, or must be added with Join); a restarted member is not
+// fresh and rejoins its cluster by itself.
+func (n *Node) Fresh() bool { return n.fresh }
 
 // Store returns the replicated store, for reads and watches. Its write
 // methods return engine.ErrReplicated: writes go through Write.
@@ -664,6 +673,13 @@ func (n *Node) Status() Status {
 		LastContact:   n.raft.LastContact(),
 		Rev:           n.store.Rev(),
 	}
+}
+
+// AppliedIndex returns the raft index of the last entry this member
+// applied to its store.
+func (n *Node) AppliedIndex() uint64 {
+	idx, _ := n.fsm.appliedIndex()
+	return idx
 }
 
 // Snapshot makes raft take a snapshot now (tests, and an operator who
