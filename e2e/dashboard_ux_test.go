@@ -450,6 +450,25 @@ func TestDashboard_Phone(t *testing.T) {
 	if !m.ExpiryShown || !strings.HasPrefix(m.ExpiryText, "in ") {
 		t.Errorf("expiry not visible at 390 px (shown %v, text %q)", m.ExpiryShown, m.ExpiryText)
 	}
+
+	// With a key opened (its long value and history in the panel) and the
+	// delete-by-prefix question shown, still nothing scrolls sideways.
+	if err := row(page, "sessions/expiring").GetByTestId("cell-rev").Click(); err != nil {
+		t.Fatal(err)
+	}
+	if err := expect.Locator(page.GetByTestId("history-item")).ToHaveCount(1); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, page, "Prefix", "a-rather-long-folder-name/")
+	click(t, page, "Search")
+	expectText(t, page, "prefix-count", "30 keys start with")
+	click(t, page, "Delete all under this prefix…")
+	expectText(t, page, "delete-prefix-confirm", "Delete all 30 keys")
+	var w struct{ ScrollW, ClientW float64 }
+	eval(t, page, `async () => ({ ScrollW: document.documentElement.scrollWidth, ClientW: document.documentElement.clientWidth })`, &w)
+	if w.ScrollW > w.ClientW {
+		t.Errorf("with a key opened, the page scrolls sideways at 390 px: %v wide in %v", w.ScrollW, w.ClientW)
+	}
 }
 
 // TestDashboardOffline_OwnHistoryAndPlainSync: offline, an opened key
