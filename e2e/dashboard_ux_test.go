@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -449,6 +450,25 @@ func TestDashboard_Phone(t *testing.T) {
 	if !m.ExpiryShown || !strings.HasPrefix(m.ExpiryText, "in ") {
 		t.Errorf("expiry not visible at 390 px (shown %v, text %q)", m.ExpiryShown, m.ExpiryText)
 	}
+
+	// With a key opened (its long value and history in the panel) and the
+	// delete-by-prefix question shown, still nothing scrolls sideways.
+	if err := row(page, "sessions/expiring").GetByTestId("cell-rev").Click(); err != nil {
+		t.Fatal(err)
+	}
+	if err := expect.Locator(page.GetByTestId("history-item")).ToHaveCount(1); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, page, "Prefix", "a-rather-long-folder-name/")
+	click(t, page, "Search")
+	expectText(t, page, "prefix-count", "30 keys start with")
+	click(t, page, "Delete all under this prefix…")
+	expectText(t, page, "delete-prefix-confirm", "Delete all 30 keys")
+	var w struct{ ScrollW, ClientW float64 }
+	eval(t, page, `async () => ({ ScrollW: document.documentElement.scrollWidth, ClientW: document.documentElement.clientWidth })`, &w)
+	if w.ScrollW > w.ClientW {
+		t.Errorf("with a key opened, the page scrolls sideways at 390 px: %v wide in %v", w.ScrollW, w.ClientW)
+	}
 }
 
 // TestDashboardOffline_OwnHistoryAndPlainSync: offline, an opened key
@@ -504,3 +524,41 @@ func TestDashboardOffline_OwnHistoryAndPlainSync(t *testing.T) {
 	}
 	expectText(t, page, "history-note", "1 change")
 }
+
+// TestDashboard_NoCopyOfAHugeStore: a store too large for the browser's
+// offline copy is not downloaded on every page load (GET /v1/export of
+// the whole store); the page says why there is no offline copy.
+func TestDashboard_NoCopyOfAHugeStore(t *testing.T) {
+	srv := startServer(t)
+	var body strings.Builder
+	body.WriteString("{")
+	for i := range 50_001 {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		body.WriteString(`"k/` + strings.Repeat("0", 6-len(itoa(i))) + itoa(i) + `":"v"`)
+	}
+	body.WriteString("}")
+	apiDo(t, srv, http.MethodPost, "/v1/import", body.String(), http.StatusOK)
+
+	page := newPage(t, srv)
+	exports := make(chan string, 10)
+	page.OnRequest(func(r playwright.Request) {
+		if strings.Contains(r.URL(), "/v1/export") {
+			exports <- r.URL()
+		}
+	})
+	if _, err := page.Goto("/"); err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, page)
+	expectText(t, page, "offline-notice", "more than this browser's offline copy can keep")
+	expectText(t, page, "prefix-count", "50,001 keys in all")
+	select {
+	case u := <-exports:
+		t.Errorf("the page downloaded the whole store (%s)", u)
+	default:
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -35,6 +35,10 @@
   // export costs as much as the store is large.
   const REFRESH_DEBOUNCE_MS = 1000;
   const REFRESH_MIN_MS = 10000;
+  // A store with more keys than this is not copied: its export (tens of
+  // bytes a key) could not fit the few MB of localStorage anyway, and
+  // downloading it on every page load would slow the page and the server.
+  const COPY_MAX_KEYS = 50000;
   const COPY_NAME = 'default'; // the offline copy's name in localStorage (pykv/default/…)
   const PREF_OFFLINE = 'pykv-dashboard/work-offline'; // "1" while offline by hand
 
@@ -887,6 +891,12 @@
   async function refreshCopy() {
     if (!off.db || off.mode !== 'online') return;
     if (off.db.status().server_rev === state.rev && state.rev > 0) return;
+    if (state.keys > COPY_MAX_KEYS) {
+      setNotice('too-large', `The store holds ${state.keys.toLocaleString('en-US')} keys, more than this browser's offline copy ` +
+        `can keep (its storage holds a few MB), so there is no offline copy: the dashboard works while the server can be reached.`);
+      return;
+    }
+    clearNotice('too-large');
     const resp = await fetch('/v1/export', { cache: 'no-store' });
     if (!resp.ok) throw new Error(`GET /v1/export: ${await problemText(resp)}`);
     await off.db.rebase(await resp.text());

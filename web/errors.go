@@ -102,6 +102,9 @@ func (s *server) classify(err error) (p *Problem, internal bool) {
 		ix := oe.Index
 		opIx, key = &ix, oe.Key
 	}
+	if cp := classifyCluster(err); cp != nil {
+		return cp, false
+	}
 	switch {
 	case errors.As(err, &re):
 		p = newProblem(re.status, re.msg)

@@ -272,7 +272,7 @@ func (s *server) handleKVPut(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	e, err := s.store.Do(engine.Op{Type: engine.OpPut, Key: key, Value: string(body), TTL: ttl, IfRev: ifRev})
+	e, err := s.do(w, r, engine.Op{Type: engine.OpPut, Key: key, Value: string(body), TTL: ttl, IfRev: ifRev})
 	if err != nil {
 		s.writeError(w, r, preconditionFailed(err, ifRev))
 		return
@@ -309,7 +309,7 @@ func (s *server) handleKVDelete(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, preconditionFailed(err, 0))
 		return
 	}
-	e, err := s.store.Do(engine.Op{Type: engine.OpDelete, Key: key, IfRev: ifRev})
+	e, err := s.do(w, r, engine.Op{Type: engine.OpDelete, Key: key, IfRev: ifRev})
 	if err != nil {
 		s.writeError(w, r, preconditionFailed(err, ifRev))
 		return

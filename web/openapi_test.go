@@ -262,6 +262,19 @@ func TestOpenAPI_Routes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Cluster mode adds routes of its own.
+	member := mustOpenCluster(t, 1)[0]
+	err = chi.Walk(member.Handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		p := srv.spec.specPath(route)
+		routed[method+" "+p] = true
+		if item, ok := srv.spec.doc["paths"].(map[string]any)[p].(map[string]any); !ok || item[strings.ToLower(method)] == nil {
+			t.Errorf("cluster route %s %s is not in openapi.json", method, route)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for path, item := range srv.spec.doc["paths"].(map[string]any) {
 		for method := range item.(map[string]any) {
 			if method == "parameters" {

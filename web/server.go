@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist/cluster"
 )
 
 // Defaults for the zero values of Options.
@@ -56,6 +57,12 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Static holds the dashboard's assets, served under /static/ (nil: none).
 	Static fs.FS
+	// Cluster, when set, makes this server a cluster member's: Store is
+	// its replicated store, writes go through the cluster (a follower
+	// forwards them to the leader), reads are linearizable unless they
+	// ask for ?consistency=local, and /v1/cluster is served. DB is then
+	// ignored. Nil: a single node.
+	Cluster *cluster.Node
 }
 
 // server holds what the handlers close over.
@@ -65,6 +72,7 @@ type server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	opts    Options
+	cluster *clusterState // nil on a single node
 
 	hosts    hostAllowList
 	failures *failLimiter
@@ -74,7 +82,7 @@ type server struct {
 // NewServer returns the HTTP handler of the whole API. It panics if
 // opts.Store is nil, which is a programming error.
 func NewServer(opts Options) http.Handler {
-	if opts.Store == nil {
+	if opts.Store == nil && opts.Cluster == nil {
 		panic("web.NewServer: Options.Store is nil")
 	}
 	if opts.Logger == nil {
@@ -91,5 +99,10 @@ func NewServer(opts Options) http.Handler {
 	}
 	s := &server{store: opts.Store, db: opts.DB, log: opts.Logger, metrics: opts.Metrics, opts: opts,
 		hosts: newHostAllowList(opts.AllowedHosts), failures: newFailLimiter(), sessions: newSessions(opts.SessionTTL)}
+	if opts.Cluster != nil {
+		s.store = opts.Cluster.Store()
+		s.db = clusterDB{node: opts.Cluster}
+		s.cluster = newClusterState(s, opts.Cluster)
+	}
 	return s.routes()
 }

@@ -184,6 +184,12 @@ func TestRun_Usage(t *testing.T) {
 		{"bad log format", []string{"serve", "--log-format", "xml"}, nil, exitUsage, "log-format"},
 		{"public without token", []string{"serve", "--addr", "0.0.0.0:0"}, nil, exitUsage, "without a token"},
 		{"same tokens", []string{"serve", "--auth-token", "a", "--read-token", "a"}, nil, exitUsage, "differ"},
+		{"raft without node id", []string{"serve", "--raft-addr", "127.0.0.1:0"}, nil, exitUsage, "--node-id"},
+		{"node id without raft", []string{"serve", "--node-id", "n1"}, nil, exitUsage, "--raft-addr"},
+		{"half peer tls", []string{"serve", "--node-id", "n1", "--raft-addr", "127.0.0.1:0", "--peer-cert", "c.pem"}, nil, exitUsage, "--peer-key"},
+		{"bad join", []string{"serve", "--node-id", "n1", "--raft-addr", "127.0.0.1:0", "--join", "n2:8080"}, nil, exitUsage, "--join"},
+		{"plain raft beyond loopback", []string{"serve", "--node-id", "n1", "--raft-addr", "192.0.2.1:7000"}, nil, exitUsage, "peer TLS"},
+		{"cluster without members", []string{"cluster"}, nil, exitUsage, "usage"},
 		// These name a data folder that cannot be made, so a check that
 		// is missing fails the test at once instead of serving forever.
 		{"short token", []string{"serve", "--data-dir", "/dev/null/x", "--addr", "0.0.0.0:0", "--auth-token", "x"}, nil, exitUsage, "at least 16 bytes"},
