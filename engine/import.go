@@ -224,3 +224,48 @@ func (s *Store) importWalk(entries []ImportEntry, replace bool, now int64, fn fu
 		return true
 	})
 }
+
+// PlanImport returns the operations an import of entries (sorted by key,
+// no key twice) would make, for a store whose writes go elsewhere (a
+// replicated store's go through its log): a put for each entry whose value
+// or expiry time differ, and with replace, a delete of every live key the
+// entries do not hold. Each is conditional on the key's revision as the
+// store holds it now, so if another write changes one of those keys
+// before the operations are applied, they fail as a whole with a
+// *ConditionError instead of undoing that write. The result counts the
+// keys as Import would; its Rev is the store's current revision. Entries
+// are checked as Import checks them.
+func (s *Store) PlanImport(entries []ImportEntry, replace bool) ([]Op, ImportResult, error) {
+	if err := s.validateImport(entries); err != nil {
+		return nil, ImportResult{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	res := ImportResult{Rev: s.rev}
+	var ops []Op
+	s.importWalk(entries, replace, s.nowMs(), func(kind int, ch *Change, prev *Entry) {
+		cond := Absent
+		if prev != nil && kind != importAdded {
+			cond = prev.ModRev
+		}
+		switch kind {
+		case importAdded:
+			res.Added++
+		case importChanged:
+			res.Changed++
+		case importUnchanged:
+			res.Unchanged++
+		case importDeleted:
+			res.Deleted++
+		case importExpired:
+			res.Expired++
+		case importCleanup:
+			return // a key whose TTL ran out counts as absent for the condition
+		}
+		if ch == nil {
+			return
+		}
+		ops = append(ops, Op{Type: ch.Op, Key: ch.Key, Value: ch.Value, ExpiresAt: ch.ExpiresAt, IfRev: cond})
+	})
+	return ops, res, nil
+}

@@ -460,3 +460,40 @@ func (u *utf8Reader) check(b []byte, last bool) {
 		i += size
 	}
 }
+
+// ImportThrough is ImportFile for a store whose writes go elsewhere (a
+// cluster member's go through the replicated log): it reads the file,
+// plans the writes against s (see engine.Store.PlanImport) and hands them
+// to write as one transaction. The operations are conditional on the
+// revisions s saw, so a key another client changes meanwhile makes the
+// whole import fail with an *engine.ConditionError (retry it) instead of
+// undoing that write. Unlike ImportFile it holds the planned operations in
+// memory as well as the entries.
+func ImportThrough(s *engine.Store, r io.Reader, mode ImportMode, write func([]engine.Op) (engine.TxnResult, error)) (FileImportResult, error) {
+	if mode == "" {
+		mode = ImportMerge
+	}
+	if mode != ImportMerge && mode != ImportReplace {
+		return FileImportResult{}, fmt.Errorf("unknown import mode %q", mode)
+	}
+	format, entries, err := ReadImportFile(r)
+	if err != nil {
+		return FileImportResult{}, err
+	}
+	ops, res, err := s.PlanImport(entries, mode == ImportReplace)
+	if err != nil {
+		var oe *engine.OpError
+		if errors.As(err, &oe) {
+			return FileImportResult{}, fmt.Errorf("%w: key %q: %w", ErrBadImport, oe.Key, oe.Err)
+		}
+		return FileImportResult{}, err
+	}
+	if len(ops) > 0 {
+		tr, err := write(ops)
+		if err != nil {
+			return FileImportResult{}, err
+		}
+		res.Rev = tr.Rev
+	}
+	return FileImportResult{Format: format, Mode: mode, Keys: len(entries), ImportResult: res}, nil
+}

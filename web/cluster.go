@@ -454,8 +454,8 @@ func (d clusterDB) Status() persist.Status {
 
 func (d clusterDB) Export(w io.Writer) error { return persist.ExportStore(d.node.Store(), w) }
 
-func (d clusterDB) Import(r io.Reader) (persist.ImportResult, error) {
-	return persist.ImportWith(r, d.node.Store().Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
+func (d clusterDB) ImportFile(r io.Reader, mode persist.ImportMode) (persist.FileImportResult, error) {
+	return persist.ImportThrough(d.node.Store(), r, mode, func(ops []engine.Op) (engine.TxnResult, error) {
 		return d.node.Write(context.Background(), ops, true)
 	})
 }

@@ -82,5 +82,5 @@ func TestImport_Modes(t *testing.T) {
 	if len(list) != 2 || srv.DB.Store().Rev() != rev+2 {
 		t.Errorf("after replace: %v at revision %d, want the file's two keys at revision %d", list, srv.DB.Store().Rev(), rev+2)
 	}
-	wantProblem(t, srv.do("POST", "/v1/import?mode=overwrite", `{}`), http.StatusBadRequest, "merge or replace")
+	wantProblem(t, srv.do("POST", "/v1/import?mode=overwrite", `{}`), http.StatusBadRequest, "overwrite")
 }

@@ -112,9 +112,11 @@ func (f fakeDB) Status() persist.Status {
 	}
 	return persist.Status{Failed: fmt.Sprint(f.err)}
 }
-func (f fakeDB) Export(w io.Writer) error                       { return f.err }
-func (f fakeDB) Import(io.Reader) (persist.ImportResult, error) { return persist.ImportResult{}, f.err }
-func (f fakeDB) Err() error                                     { return f.err }
+func (f fakeDB) Export(w io.Writer) error { return f.err }
+func (f fakeDB) ImportFile(io.Reader, persist.ImportMode) (persist.FileImportResult, error) {
+	return persist.FileImportResult{}, f.err
+}
+func (f fakeDB) Err() error { return f.err }
 
 // mustOpenFailing returns a server whose store refuses writes with err.
 func mustOpenFailing(t *testing.T, err error, db web.DB, logs *bytes.Buffer) *testServer {
