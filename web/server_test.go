@@ -285,6 +285,8 @@ func TestRefusalTitles(t *testing.T) {
 		srv.do("PUT", "/v1/kv/k", "v", "Sec-Fetch-Site: cross-site"),
 		srv.do("PUT", "/v1/kv/k", "v", "Origin: https://evil.example"),
 		srv.do("POST", "/signout", "", "Sec-Fetch-Site: cross-site"),
+		srv.do("GET", "/v1/watch", "", "Origin: https://evil.example", "Connection: Upgrade", "Upgrade: websocket",
+			"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="),
 	} {
 		wantProblem(t, r, http.StatusForbidden)
 		p := r.JSON(t)
