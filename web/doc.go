@@ -36,8 +36,8 @@
 // those two keys cannot be reached by URL from a browser; POST /v1/txn
 // can write and delete them. The listing's rev is the store's revision
 // when the listing began: entries reflect at least that revision.
-// Timeouts are the http.Server's, set by cmd/pykv; the stream route lifts
-// them for its connection and keeps its own deadlines.
+// Timeouts are the http.Server's, set by cmd/pykv; the stream lifts them
+// for its connection once the upgrade succeeded and keeps its own deadlines.
 package web
 
 // The dashboard's templ components (dashboard.templ) are compiled to

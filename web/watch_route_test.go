@@ -17,7 +17,7 @@ import (
 
 // TestWatchRoute_OutlivesServerTimeouts serves the API with short read and
 // write timeouts and checks that a watch stream still delivers events after
-// them. The route lifts the server's deadlines (noDeadlines) and the stream
+// them. The stream lifts the server's deadlines once upgraded and
 // sets its own; this fails if the route is put behind a timeout.
 func TestWatchRoute_OutlivesServerTimeouts(t *testing.T) {
 	store := engine.New(engine.Options{})
