@@ -1,17 +1,13 @@
-package persist_test
+package codec_test
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"os"
-	"reflect"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -25,7 +21,7 @@ func TestWriteSnapshot_Golden(t *testing.T) {
 		{Key: "ttl", Value: "x", CreateRev: 6, ModRev: 6, Version: 1, ExpiresAt: 1893456000000},
 	}
 	var buf bytes.Buffer
-	if err := persist.WriteSnapshot(&buf, 6, entries); err != nil {
+	if err := codec.WriteSnapshot(&buf, 6, entries); err != nil {
 		t.Fatal(err)
 	}
 	const golden = "testdata/snapshot.golden.json"
@@ -39,63 +35,8 @@ func TestWriteSnapshot_Golden(t *testing.T) {
 	if !bytes.Equal(buf.Bytes(), want) {
 		t.Fatalf("snapshot format changed (run with -update if on purpose):\n got %s\nwant %s", buf.Bytes(), want)
 	}
-	rev, got, err := persist.ReadSnapshot(bytes.NewReader(want), golden)
+	rev, got, err := codec.ReadSnapshot(bytes.NewReader(want), golden)
 	if err != nil || rev != 6 || len(got) != 3 || got[0].Key != "a" || got[1] != *entries[1] {
 		t.Fatalf("ReadSnapshot(golden) = %d, %+v, %v", rev, got, err)
-	}
-}
-
-func TestDB_ExportImport(t *testing.T) {
-	src := mustOpen(t, t.TempDir(), persist.Options{})
-	mustPut(t, src.Store(), "a", "1")
-	mustPut(t, src.Store(), "b/c d", "ü")
-	src.Store().Do(engine.Op{Type: engine.OpPut, Key: "ttl", Value: "soon", TTL: time.Hour})
-	var buf bytes.Buffer
-	if err := src.Export(&buf); err != nil {
-		t.Fatal(err)
-	}
-	dst := mustOpen(t, t.TempDir(), persist.Options{})
-	mustPut(t, dst.Store(), "a", "old")
-	res, err := dst.Import(bytes.NewReader(buf.Bytes()))
-	if err != nil || res.Format != persist.FormatSnapshot || res.Keys != 3 {
-		t.Fatalf("Import(export) = %+v, %v", res, err)
-	}
-	for k, v := range map[string]string{"a": "1", "b/c d": "ü", "ttl": "soon"} {
-		if e, err := dst.Store().Get(k); err != nil || e.Value != v {
-			t.Fatalf("after import %s = %+v, %v; want %s", k, e, err, v)
-		}
-	}
-	if e, _ := dst.Store().Get("ttl"); e.ExpiresAt == 0 {
-		t.Fatal("import dropped the TTL")
-	}
-	// All keys of one import share one revision.
-	if e, _ := dst.Store().Get("a"); e.ModRev != res.Rev {
-		t.Fatalf("imported key revision %d, import revision %d", e.ModRev, res.Rev)
-	}
-
-	// The original PyKV data file: a flat object.
-	res, err = dst.Import(strings.NewReader(`{"x": "1", "y": "two"}`))
-	if err != nil || res.Format != persist.FormatFlat || res.Keys != 2 {
-		t.Fatalf("flat import = %+v, %v", res, err)
-	}
-	// A hand-written snapshot without the checksum layout.
-	res, err = dst.Import(strings.NewReader(`{"format": "pykv.snapshot", "version": 1, "rev": 3,
-		"entries": [{"key": "h", "value": "hand", "create_rev": 1, "mod_rev": 1, "version": 1}]}`))
-	if err != nil || res.Keys != 1 {
-		t.Fatalf("hand-written snapshot import = %+v, %v", res, err)
-	}
-
-	before := state(t, dst.Store())
-	for _, bad := range []string{
-		``, `[]`, `"str"`, `{"k": 1}`, `{"k": {"nested": true}}`, `{"k": "v"`, `{"": "empty key"}`,
-		`{"format":"pykv.snapshot","version":9,"entries":[]}`,
-		strings.Replace(buf.String(), `"1"`, `"2"`, 1), // checksum no longer matches
-	} {
-		if _, err := dst.Import(strings.NewReader(bad)); !errors.Is(err, persist.ErrBadImport) {
-			t.Errorf("Import(%.40q) = %v, want ErrBadImport", bad, err)
-		}
-	}
-	if after := state(t, dst.Store()); !reflect.DeepEqual(after, before) {
-		t.Fatal("a refused import changed the store")
 	}
 }
