@@ -25,6 +25,12 @@ const (
 	OpPut    ChangeType = "put"
 	OpDelete ChangeType = "delete"
 	OpExpire ChangeType = "expire"
+	// OpDeletePrefix is asked for in an [Op] only, never held in a command:
+	// the store resolves it, under the writers' turn, into one OpDelete (or
+	// OpExpire, for a key whose TTL ran out already) per key under the
+	// prefix in Op.Key, all at one revision. So the log format is unchanged
+	// and every watcher sees one event per key.
+	OpDeletePrefix ChangeType = "delete_prefix"
 )
 
 // Change is one resolved change inside a command: no conditions, no relative

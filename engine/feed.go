@@ -15,7 +15,11 @@ type Event struct {
 	Rev   int64
 	Entry *Entry // the entry after a put; nil for a delete or expire
 	Prev  *Entry // the entry before the change; nil if the key did not exist
-	size  int    // bytes held alive by the event, counted once when pushed
+	// Time is when this store applied the change, in Unix milliseconds;
+	// 0 for a change it did not make itself (replayed from the log at
+	// start-up, or applied from another member), whose time is not known.
+	Time int64
+	size int // bytes held alive by the event, counted once when pushed
 }
 
 func (ev *Event) measure() {

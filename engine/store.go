@@ -274,7 +274,10 @@ const Absent int64 = -1
 type Result struct {
 	Entry   Entry  // the entry after a put; for a delete, just the Key
 	Prev    *Entry // the entry before the operation, nil if there was none
-	Deleted bool   // a delete removed an existing key
+	Deleted bool   // a delete removed an existing key (a prefix delete: at least one)
+	// Removed counts the live keys a prefix delete removed; keys whose TTL
+	// had run out already are removed too, as expirations, but not counted.
+	Removed int
 }
 
 // TxnResult is what a transaction did. Rev is the revision its changes got,
@@ -294,6 +297,24 @@ func (s *Store) Put(key, value string) (Entry, error) {
 func (s *Store) Delete(key string) (int64, error) {
 	e, err := s.Do(Op{Type: OpDelete, Key: key})
 	return e.ModRev, err
+}
+
+// DeletePrefix removes every key that starts with prefix, atomically: all
+// of them at one revision, or none (an error from the journal). An empty
+// prefix removes every key; callers facing people should ask for that
+// explicitly. It returns the revision and the number of live keys removed;
+// with none to remove it changes nothing and returns the current revision
+// and 0. Keys written concurrently are either removed (written before) or
+// kept (after): the keys are gathered by the writer that removes them.
+func (s *Store) DeletePrefix(prefix string) (rev int64, removed int, err error) {
+	res, err := s.txn([]Op{{Type: OpDeletePrefix, Key: prefix}}, 1)
+	if err != nil {
+		if oe, ok := errors.AsType[*OpError](err); ok {
+			return 0, 0, oe.Err
+		}
+		return 0, 0, err
+	}
+	return res.Rev, res.Results[0].Removed, nil
 }
 
 // Do carries out one operation. For a put it returns the new entry; for a
@@ -466,6 +487,18 @@ func (s *Store) validateAll(ops []Op, maxOps int) error {
 func (s *Store) validate(i int, op *Op) error {
 	var err error
 	switch {
+	case op.Type == OpDeletePrefix:
+		// Any prefix, the empty one too; no condition, no TTL.
+		switch {
+		case len(op.Key) > s.opts.MaxKeyBytes:
+			err = ErrKeyTooLarge
+		case !utf8.ValidString(op.Key):
+			err = ErrInvalidUTF8
+		case op.IfRev != 0 || op.TTL != 0 || op.ExpiresAt != 0 || op.Value != "":
+			err = ErrBadOp
+		default:
+			return nil
+		}
 	case op.Type != OpPut && op.Type != OpDelete:
 		err = ErrBadOp
 	case op.Key == "":
@@ -533,7 +566,7 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 	// operation on the same key sees an earlier one, and nothing leaks into
 	// v if the transaction turns out to change nothing.
 	local := view{s: s}
-	if v.overlay != nil || len(ops) > 1 {
+	if v.overlay != nil || len(ops) > 1 || ops[0].Type == OpDeletePrefix {
 		local.overlay = make(map[string]*Entry, len(ops))
 	}
 	get := func(key string) *Entry {
@@ -552,6 +585,25 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 	res := TxnResult{Rev: rev, Results: results}
 	for i := range ops {
 		op := &ops[i]
+		if op.Type == OpDeletePrefix {
+			res.Results[i].Entry.Key = op.Key
+			for _, k := range v.keysWithPrefix(op.Key, &local) {
+				cur := get(k)
+				if cur == nil {
+					continue
+				}
+				ch := Change{Op: OpDelete, Key: k}
+				if cur.expired(now) {
+					ch.Op = OpExpire
+				} else {
+					res.Results[i].Removed++
+				}
+				cmd.Changes = append(cmd.Changes, ch)
+				local.record(k, nil)
+			}
+			res.Results[i].Deleted = res.Results[i].Removed > 0
+			continue
+		}
 		cur := get(op.Key)
 		if cur != nil && cur.expired(now) {
 			// The key is gone for readers already; remove it for real
@@ -599,6 +651,36 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 	return cmd, res, nil
 }
 
+// keysWithPrefix returns, in key order and once each, the keys under
+// prefix that the store's index or the overlays of v and local name (an
+// overlay may hold keys put earlier in the same group, not indexed yet, or
+// deleted ones: the caller checks each with get). The caller is the writer
+// whose turn it is, so the index cannot change meanwhile.
+func (v *view) keysWithPrefix(prefix string, local *view) []string {
+	var keys []string
+	v.s.index.Ascend(prefix, func(k string) bool {
+		if !strings.HasPrefix(k, prefix) {
+			return false
+		}
+		keys = append(keys, k)
+		return true
+	})
+	extra := false
+	for _, o := range []map[string]*Entry{v.overlay, local.overlay} {
+		for k := range o {
+			if strings.HasPrefix(k, prefix) {
+				keys = append(keys, k)
+				extra = true
+			}
+		}
+	}
+	if extra {
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+	}
+	return keys
+}
+
 // record notes e in the overlay when there is one; a single-operation
 // write resolved without one has no later operation to see its effect.
 func (v *view) record(key string, e *Entry) {
@@ -621,6 +703,10 @@ func (s *Store) apply(cmd *Command) error {
 		if err := s.check(cmd); err != nil {
 			return err
 		}
+	}
+	var at int64 // when the change was made, if this store made it
+	if cmd.resolved {
+		at = s.nowMs()
 	}
 	for i := range cmd.Changes {
 		ch := &cmd.Changes[i]
@@ -645,7 +731,7 @@ func (s *Store) apply(cmd *Command) error {
 		if e != nil && e.ExpiresAt != 0 {
 			s.expiry.Set(expiryItem{e.ExpiresAt, e.Key})
 		}
-		s.feed.push(Event{Type: ch.Op, Key: ch.Key, Rev: cmd.Rev, Entry: e, Prev: prev})
+		s.feed.push(Event{Type: ch.Op, Key: ch.Key, Rev: cmd.Rev, Entry: e, Prev: prev, Time: at})
 	}
 	s.rev = cmd.Rev
 	s.feed.wake()

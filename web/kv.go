@@ -306,6 +306,7 @@ type listPage struct {
 	More    bool           `json:"more"`           // entries remain after this page
 	Next    string         `json:"next,omitempty"` // the after= of the next page, when More
 	Rev     int64          `json:"rev"`            // the store's revision as the listing began
+	Count   int            `json:"count"`          // keys starting with prefix, on all pages (expired ones not swept yet included)
 }
 
 // handleKVList lists live entries in key order: those starting with
@@ -323,6 +324,7 @@ func (s *server) handleKVList(w http.ResponseWriter, r *http.Request) {
 	}
 	var page listPage
 	page.Entries, page.More, page.Rev = s.store.ListAt(q.Get("prefix"), q.Get("after"), limit)
+	page.Count = s.store.Count(q.Get("prefix"))
 	if page.Entries == nil {
 		page.Entries = []engine.Entry{}
 	}

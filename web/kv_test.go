@@ -232,7 +232,7 @@ func TestKV_List(t *testing.T) {
 		t.Errorf("paginated %d pages: %q", pages, got)
 	}
 	r := srv.do("GET", "/v1/kv?prefix=nothing", "")
-	if string(r.Body) != `{"entries":[],"more":false,"rev":26}`+"\n" {
+	if string(r.Body) != `{"entries":[],"more":false,"rev":26,"count":0}`+"\n" {
 		t.Errorf("empty listing = %s", r.Body)
 	}
 	wantProblem(t, srv.do("GET", "/v1/kv?limit=abc", ""), http.StatusBadRequest, "limit")

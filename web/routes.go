@@ -41,6 +41,9 @@ func (s *server) routes() http.Handler {
 		r.Head("/v1/kv/*", s.handleKVGet)                                // the same headers without the body
 		r.Put("/v1/kv/*", s.handleKVPut)                                 // set a key from the raw body; ?ttl=, If-Match, If-None-Match: *
 		r.Delete("/v1/kv/*", s.handleKVDelete)                           // remove a key; If-Match
+		r.Delete("/v1/kv", s.handleKVDeletePrefix)                       // remove every key under ?prefix= at one revision (?all=true: every key)
+		r.Get("/v1/folders", s.handleFolders)                            // the next level of "/" folders under ?prefix=, with key counts
+		r.Get("/v1/history/*", s.handleHistory)                          // a key's changes still in the server's change history
 		r.Post("/v1/txn", s.handleTxn)                                   // atomic batch of puts and deletes with conditions
 		r.Get("/v1/export", s.handleExport)                              // the whole store in the snapshot JSON format
 		r.Post("/v1/import", s.handleImport)                             // load a snapshot or an original PyKV flat file

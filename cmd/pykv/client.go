@@ -49,6 +49,8 @@ func client(ctx context.Context, cmd string, args []string, getenv func(string) 
 		values   = new(bool)
 		since    = new(int64)
 		prev     = new(bool)
+		prefix   = new(string)
+		all      = new(bool)
 	)
 	switch cmd {
 	case "get":
@@ -59,6 +61,8 @@ func client(ctx context.Context, cmd string, args []string, getenv func(string) 
 		fs.BoolVar(ifAbsent, "if-absent", false, "write only if the key does not exist")
 	case "del", "delete":
 		fs.Int64Var(ifRev, "if-rev", 0, "delete only if the key is at this revision")
+		fs.StringVar(prefix, "prefix", "", "delete every key starting with this, atomically (instead of KEY)")
+		fs.BoolVar(all, "all", false, "delete every key in the store, atomically (instead of KEY)")
 	case "ls", "list":
 		fs.IntVar(limit, "limit", 0, "list at most this many keys (default: all)")
 		fs.BoolVar(values, "values", false, "print key<TAB>value lines")
@@ -97,6 +101,19 @@ func client(ctx context.Context, cmd string, args []string, getenv func(string) 
 		}
 		return c.put(ctx, pos[0], value, *ttl, *ifRev, *ifAbsent, stdout)
 	case "del", "delete":
+		byPrefix := flagSet(fs, "prefix")
+		switch {
+		case byPrefix && *all:
+			return usageError("--prefix and --all cannot be combined")
+		case (byPrefix || *all) && len(pos) > 0:
+			return usageError("usage: pykv del --prefix PREFIX (or --all), without a KEY")
+		case (byPrefix || *all) && *ifRev != 0:
+			return usageError("--if-rev applies to one key, not to --prefix or --all")
+		case byPrefix && *prefix == "":
+			return usageError("--prefix is empty, which would delete every key; say --all to do that")
+		case byPrefix || *all:
+			return c.delPrefix(ctx, *prefix, *all, stdout)
+		}
 		key, err := oneKey(cmd, pos, 1)
 		if err != nil {
 			return err
@@ -242,6 +259,58 @@ func (c *apiClient) get(ctx context.Context, key string, asJSON bool, stdout io.
 		return fmt.Errorf("get %q: %w", key, err)
 	}
 	defer resp.Body.Close()
+	// On a terminal the value ends with a newline, so the prompt does not
+	// follow it on the same line; piped, the bytes are the value exactly.
+	lw := &lastByteWriter{w: stdout}
+	if _, err = io.Copy(lw, resp.Body); err != nil {
+		return err
+	}
+	if !asJSON && lw.n > 0 && lw.last != '\n' && isTerminal(stdout) {
+		_, err = io.WriteString(stdout, "\n")
+	}
+	return err
+}
+
+// lastByteWriter passes writes on and remembers the last byte written.
+type lastByteWriter struct {
+	w    io.Writer
+	n    int64
+	last byte
+}
+
+func (l *lastByteWriter) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	if n > 0 {
+		l.n += int64(n)
+		l.last = p[n-1]
+	}
+	return n, err
+}
+
+// flagSet reports whether the flag name was given on the command line
+// (even as an empty string).
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
+
+// delPrefix deletes every key under prefix (or every key, with all) in one
+// request, which the server carries out atomically, and prints its answer.
+func (c *apiClient) delPrefix(ctx context.Context, prefix string, all bool, stdout io.Writer) error {
+	q := url.Values{"prefix": {prefix}}
+	if all {
+		q = url.Values{"all": {"true"}}
+	}
+	resp, err := c.request(ctx, "DELETE", "/v1/kv", q, nil, nil)
+	if err != nil {
+		return fmt.Errorf("del --prefix %q: %w", prefix, err)
+	}
+	defer resp.Body.Close()
 	_, err = io.Copy(stdout, resp.Body)
 	return err
 }
@@ -286,6 +355,19 @@ func (c *apiClient) del(ctx context.Context, key string, ifRev int64, stdout io.
 	return err
 }
 
+// quoteField returns s as it is, or quoted as a Go (and, for printable
+// text, JSON) string literal when it holds what would break a
+// "key<TAB>value" line apart: a tab, a line break, another control
+// character, or a leading double quote (which would read as quoted).
+// So every line of ls --values is one key, and a script can tell the
+// quoted fields by their first character.
+func quoteField(s string) string {
+	if strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\u2028' || r == '\u2029' || r == '\u0085' }) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
 // listEntry is one entry of a listing.
 type listEntry struct {
 	Key   string `json:"key"`
@@ -328,7 +410,7 @@ func (c *apiClient) list(ctx context.Context, prefix string, limit int, values, 
 			case asJSON:
 				_, err = fmt.Fprintf(stdout, "%s\n", raw)
 			case values:
-				_, err = fmt.Fprintf(stdout, "%s\t%s\n", e.Key, e.Value)
+				_, err = fmt.Fprintf(stdout, "%s\t%s\n", quoteField(e.Key), quoteField(e.Value))
 			default:
 				_, err = fmt.Fprintln(stdout, e.Key)
 			}

@@ -54,10 +54,12 @@ const usage = `PyKV: a durable key-value store with an HTTP API.
 
 Usage:
   pykv serve [flags]              run the server (pykv serve -h for its flags)
-  pykv get KEY                    print a key's value
+  pykv get KEY                    print a key's value (a newline added on a terminal)
   pykv put KEY [VALUE]            set a key (the value from stdin when not given)
   pykv del KEY                    delete a key
-  pykv ls [PREFIX]                list keys in order
+  pykv del --prefix PREFIX        delete every key under PREFIX at one revision (--all: every key)
+  pykv ls [PREFIX]                list keys in order (--values: key<TAB>value, quoted if
+                                  they hold a tab, newline or leading ")
   pykv watch [PREFIX]             print changes as they happen, one JSON line each
   pykv export [FILE]              save the whole store (snapshot JSON) to FILE or stdout
   pykv import [FILE]              load a snapshot or a flat {"key":"value"} file

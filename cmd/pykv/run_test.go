@@ -254,6 +254,23 @@ func TestClient_Commands(t *testing.T) {
 	if out, _, _ := pykv(t, srv, "", "ls", "--values"); out != "a b/c\tsecond\nstdin-key\tfrom stdin\nttl-key\tv\n" {
 		t.Errorf("ls --values = %q", out)
 	}
+	if _, _, code := pykv(t, srv, "", "put", "multi\tline", "one\ntwo\tthree"); code != 0 {
+		t.Errorf("put of a value with a newline: exit %d", code)
+	}
+	if _, _, code := pykv(t, srv, "", "put", "quoted", `"starts with a quote`); code != 0 {
+		t.Errorf("put: exit %d", code)
+	}
+	// Each line stays one key: a tab or newline in a key or value is quoted.
+	want := "a b/c\tsecond\n\"multi\\tline\"\t\"one\\ntwo\\tthree\"\nquoted\t\"\\\"starts with a quote\"\nstdin-key\tfrom stdin\nttl-key\tv\n"
+	if out, _, _ := pykv(t, srv, "", "ls", "--values"); out != want {
+		t.Errorf("ls --values with tabs and newlines = %q, want %q", out, want)
+	}
+	if _, _, code := pykv(t, srv, "", "del", "multi\tline"); code != 0 {
+		t.Errorf("del: exit %d", code)
+	}
+	if _, _, code := pykv(t, srv, "", "del", "quoted"); code != 0 {
+		t.Errorf("del: exit %d", code)
+	}
 	if out, _, _ := pykv(t, srv, "", "ls", "--limit", "1"); out != "a b/c\n" {
 		t.Errorf("ls --limit 1 = %q", out)
 	}
@@ -276,6 +293,22 @@ func TestClient_Commands(t *testing.T) {
 	}
 	if out, _, _ := pykv(t, srv, "", "get", "a b/c"); out != "second" {
 		t.Errorf("after import: get = %q", out)
+	}
+	for _, k := range []string{"dir/1", "dir/2", "dir/sub/3", "dirt"} {
+		if _, _, code := pykv(t, srv, "", "put", k, "v"); code != 0 {
+			t.Fatalf("put %s: exit %d", k, code)
+		}
+	}
+	for _, bad := range [][]string{{"del", "--prefix", ""}, {"del", "--prefix", "dir/", "key"}, {"del", "--prefix", "d", "--all"}, {"del", "--prefix", "d", "--if-rev", "3"}} {
+		if _, errOut, code := pykv(t, srv, "", bad...); code != exitUsage {
+			t.Errorf("pykv %q: exit %d (%s), want %d", bad, code, errOut, exitUsage)
+		}
+	}
+	if out, errOut, code := pykv(t, srv, "", "del", "--prefix", "dir/"); code != 0 || !strings.Contains(out, `"deleted":3`) {
+		t.Errorf("del --prefix dir/ = %q %q exit %d; want 3 deleted", out, errOut, code)
+	}
+	if out, _, _ := pykv(t, srv, "", "ls", "dir"); out != "dirt\n" {
+		t.Errorf("after del --prefix dir/: ls dir = %q, want only dirt", out)
 	}
 	if out, _, code := pykv(t, srv, `{"legacy":"file"}`, "import"); code != 0 || !strings.Contains(out, `"format":"flat"`) {
 		t.Errorf("import from stdin = %q exit %d", out, code)
