@@ -69,7 +69,7 @@ func AppendRecord(dst []byte, cmd *engine.Command) []byte {
 
 // appendChange appends ch as encoding/json does, omitempty fields included.
 func appendChange(dst []byte, ch *engine.Change) []byte {
-	dst = AppendStringField(dst, '{', "op", string(ch.Op), true)
+	dst = AppendJSONString(named(dst, '{', `,"op":`), string(ch.Op), true)
 	dst = AppendKey(dst, ',', ch.Key, true)
 	if ch.Value != "" {
 		dst = AppendValue(dst, ',', ch.Value, true)
