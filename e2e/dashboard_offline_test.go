@@ -55,7 +55,7 @@ func waitCopyCurrent(t *testing.T, page playwright.Page, within time.Duration) {
 	for {
 		var st struct{ Copy, Server string }
 		eval(t, page, `async () => ({
-			Copy: document.querySelector('[data-testid="offline-badge"]').dataset.copyRev || "",
+			Copy: document.querySelector('[data-testid="conn-state"]').dataset.copyRev || "",
 			Server: document.querySelector('[data-testid="rev"]').textContent,
 		})`, &st)
 		if st.Copy != "" && st.Copy == st.Server {
@@ -68,24 +68,38 @@ func waitCopyCurrent(t *testing.T, page playwright.Page, within time.Duration) {
 	}
 }
 
-// expectBadge waits for the online/offline badge to show state and the
-// number of changes waiting to be sent.
+// expectBadge waits for the page's one connection indicator to say
+// online or offline (state) with the number of changes waiting to be sent,
+// and for the offline banner to be shown exactly while offline.
 func expectBadge(t *testing.T, page playwright.Page, state string, pending int, within time.Duration) {
 	t.Helper()
-	badge := page.GetByTestId("offline-badge")
+	badge := page.GetByTestId("conn-state")
 	opts := playwright.LocatorAssertionsToHaveAttributeOptions{Timeout: playwright.Float(float64(within.Milliseconds()))}
-	if err := expect.Locator(badge).ToHaveAttribute("data-state", state, opts); err != nil {
+	if err := expect.Locator(badge).ToHaveAttribute("data-mode", state, opts); err != nil {
 		text, _ := badge.TextContent()
-		t.Fatalf("badge not %s within %v (shows %q): %v", state, within, text, err)
+		t.Fatalf("indicator not %s within %v (shows %q): %v", state, within, text, err)
 	}
 	if err := expect.Locator(badge).ToHaveAttribute("data-pending", fmt.Sprint(pending), opts); err != nil {
 		text, _ := badge.TextContent()
-		t.Fatalf("badge does not show %d changes waiting within %v (shows %q): %v", pending, within, text, err)
+		t.Fatalf("indicator does not show %d changes waiting within %v (shows %q): %v", pending, within, text, err)
+	}
+	if state == "offline" {
+		if err := expect.Locator(badge).ToContainText("offline"); err != nil {
+			t.Errorf("indicator text: %v", err)
+		}
 	}
 	if pending > 0 {
 		if err := expect.Locator(badge).ToContainText(fmt.Sprintf("%d change", pending)); err != nil {
-			t.Errorf("badge text: %v", err)
+			t.Errorf("indicator text: %v", err)
 		}
+	}
+	banner := page.GetByTestId("offline-banner")
+	if state == "offline" {
+		if err := expect.Locator(banner).ToContainText("saved in this browser"); err != nil {
+			t.Errorf("no offline banner saying where changes go: %v", err)
+		}
+	} else if err := expect.Locator(banner).ToBeHidden(); err != nil {
+		t.Errorf("offline banner shown while online: %v", err)
 	}
 }
 

@@ -276,7 +276,7 @@ func TestDashboard_FormErrors(t *testing.T) {
 		want       string // in the message shown
 	}{
 		{"bad TTL", "k", "soon", false, "Put", "TTL"},
-		{"conflict", "taken", "", true, "Put", "revision"},
+		{"conflict", "taken", "", true, "Put", "“taken” already exists"},
 		{"missing key", "nothing-here", "", false, "Delete", "does not exist"},
 		{"no key", "", "", false, "Put", "Enter a key"},
 	}

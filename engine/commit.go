@@ -211,6 +211,9 @@ func (s *Store) expireLoop() {
 // The store calls it in the background; tests with a fake clock call it
 // directly. It returns the journal's error if one refused the removal.
 func (s *Store) ExpireDue() (int, error) {
+	if s.opts.Replicated {
+		return 0, ErrReplicated
+	}
 	removed := 0
 	for {
 		now := s.nowMs()

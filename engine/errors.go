@@ -38,6 +38,9 @@ var (
 	// read were dropped. It is cut off instead of slowing writers down; like
 	// ErrCompacted, the remedy is to resync from a snapshot.
 	ErrLagged = errors.New("watcher fell behind and was cut off; resync from a snapshot")
+	// ErrReplicated: a write was asked of a replicated store directly; its
+	// writes go through the replicated log (see Options.Replicated).
+	ErrReplicated = errors.New("store is replicated: writes go through the cluster")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store is closed")
 	// ErrCorrupt: a command or snapshot handed to Restore does not fit the

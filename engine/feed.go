@@ -45,7 +45,10 @@ type feed struct {
 	// compacted is the newest revision with events no longer held: a
 	// watcher may start from any revision >= compacted.
 	compacted int64
-	notify    chan struct{} // closed and replaced when events arrive
+	// gen counts Store.Replace calls: a watcher from an older generation
+	// gets ErrCompacted, since its events were replaced wholesale.
+	gen    int64
+	notify chan struct{} // closed and replaced when events arrive
 	// waiting is set by a watcher (under the shared lock) that is about to
 	// wait on notify, so writers only make a new channel when needed.
 	waiting atomic.Bool
@@ -101,6 +104,7 @@ type Watcher struct {
 	s      *Store
 	prefix string
 	seq    int64 // sequence number of the next event to read
+	gen    int64 // the feed's generation when the watcher started
 	err    error
 }
 
@@ -119,7 +123,7 @@ func (s *Store) Watch(since int64, prefix string) (*Watcher, error) {
 	if since < s.feed.compacted {
 		return nil, ErrCompacted
 	}
-	w := &Watcher{s: s, prefix: prefix, seq: s.feed.next}
+	w := &Watcher{s: s, prefix: prefix, seq: s.feed.next, gen: s.feed.gen}
 	// Find the first held event after since; events are in revision order.
 	lo, hi := s.feed.first, s.feed.next
 	for lo < hi {
@@ -168,6 +172,11 @@ func (w *Watcher) Wait(ctx context.Context) error {
 	}
 	s := w.s
 	s.mu.RLock()
+	if w.gen != s.feed.gen {
+		w.err = ErrCompacted
+		s.mu.RUnlock()
+		return w.err
+	}
 	pending := w.seq < s.feed.next
 	var wake <-chan struct{}
 	var err error
@@ -201,6 +210,10 @@ func (w *Watcher) read(rev int64, max int, wait bool) (out []Event, wake <-chan 
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	f := &s.feed
+	if w.gen != f.gen {
+		w.err = ErrCompacted
+		return nil, nil, w.err
+	}
 	if w.seq < f.first {
 		w.err = ErrLagged
 		return nil, nil, w.err

@@ -59,6 +59,12 @@ type Options struct {
 	// (no group commit), but a write costs no goroutine switch: the right
 	// trade where writes come from one thread anyway, as in a browser.
 	InlineCommit bool
+	// Replicated makes a store whose writes come only from a replicated
+	// log through ApplyProposal, in the same order on every replica: Txn,
+	// Do, Bulk and ExpireDue return ErrReplicated, and no background
+	// expiry runs (the log's leader proposes expiries, see DueExpiry).
+	// Journal and InlineCommit must be unset.
+	Replicated bool
 }
 
 func (o Options) withDefaults() Options {
@@ -160,8 +166,10 @@ func (s *Store) start() {
 		s.wg.Add(1)
 		go s.commitLoop()
 	}
-	s.wg.Add(1)
-	go s.expireLoop()
+	if !s.opts.Replicated {
+		s.wg.Add(1)
+		go s.expireLoop()
+	}
 }
 
 // Close stops the store's goroutines. Writes still queued are answered with
@@ -324,6 +332,9 @@ func (s *Store) DeletePrefix(prefix string) (rev int64, removed int, err error) 
 func (s *Store) Do(op Op) (Entry, error) {
 	var res TxnResult
 	var err error
+	if s.opts.Replicated {
+		return Entry{}, ErrReplicated
+	}
 	if s.reqs == nil {
 		// The in-memory hot path: everything on the stack but the entry.
 		ops := [1]Op{op}
@@ -365,6 +376,9 @@ func (s *Store) Bulk(ops []Op) (TxnResult, error) {
 }
 
 func (s *Store) txn(ops []Op, maxOps int) (TxnResult, error) {
+	if s.opts.Replicated {
+		return TxnResult{}, ErrReplicated
+	}
 	if s.reqs == nil {
 		return s.txnDirect(ops, maxOps, nil, nil)
 	}

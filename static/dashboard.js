@@ -27,6 +27,7 @@
   const BACKOFF_MIN_MS = 250;
   const BACKOFF_MAX_MS = 10000;
   const CHANGED_MS = 2500; // how long a changed row stays marked
+  const UNDO_MS = 8000; // how long Undo is offered after a row's Delete
   const CLOSE_COMPACTED = 4001;
   const CLOSE_LAGGED = 4002;
   // The offline copy is refreshed from GET /v1/export (the whole store) at
@@ -59,10 +60,38 @@
     status: byTestId('form-status'),
     search: byId('search-form'),
     prefix: byId('search-prefix'),
-    first: byId('page-first'),
-    prev: byId('page-prev'),
-    next: byId('page-next'),
-    badge: byTestId('offline-badge'),
+    firsts: document.querySelectorAll('.page-first'),
+    prevs: document.querySelectorAll('.page-prev'),
+    nexts: document.querySelectorAll('.page-next'),
+    connText: document.querySelector('[data-testid="conn-state"] .conn-text'),
+    banner: byId('offline-banner'),
+    bannerText: byId('offline-banner-text'),
+    count: byTestId('prefix-count'),
+    crumbs: byId('crumbs'),
+    folders: byId('folders'),
+    valueHint: byId('value-hint'),
+    delPrefix: byId('delete-prefix'),
+    delPrefixBox: byId('delete-prefix-confirm'),
+    delPrefixQ: byId('delete-prefix-question'),
+    delPrefixYes: byId('delete-prefix-yes'),
+    delPrefixNo: byId('delete-prefix-no'),
+    undo: byId('undo'),
+    undoText: byId('undo-text'),
+    undoBtn: byId('undo-button'),
+    detail: byId('detail'),
+    detailKey: byId('detail-key'),
+    detailValue: byId('detail-value'),
+    detailFormat: byId('detail-format'),
+    detailClose: byId('detail-close'),
+    copyValue: byId('copy-value'),
+    copyStatus: byId('copy-status'),
+    historyList: byId('history-list'),
+    historyNote: byId('history-note'),
+    syncResult: byTestId('sync-result'),
+    importForm: byId('import-form'),
+    importFile: byId('import-file'),
+    importStatus: byTestId('import-status'),
+    importError: byTestId('import-error'),
     controls: byTestId('offline-controls'),
     toggle: byId('work-offline'),
     syncBtn: byId('sync-button'),
@@ -85,6 +114,8 @@
     back: [], // cursors of the pages before this one
     loading: null, // events that arrive while a page loads, applied after it
     removed: new Map(), // key -> rev of deletes done by this page, until seen
+    count: Number(main.dataset.count) || 0, // keys under the prefix, on all pages
+    open: '', // the key shown in the detail panel
   };
 
   // ---- keys in the order the server keeps them (UTF-8 bytes, i.e. code
@@ -126,8 +157,11 @@
 
   function valueCell(value) {
     const runes = Array.from(value);
+    if (value === '') {
+      return node('td', { class: 'value', 'data-testid': 'cell-value', 'data-label': 'Value' }, node('span', { class: 'empty-value' }, '(empty)'));
+    }
     if (runes.length <= SHORT_RUNES) {
-      return node('td', { class: 'value', 'data-testid': 'cell-value' }, node('code', { class: 'short' }, value));
+      return node('td', { class: 'value', 'data-testid': 'cell-value', 'data-label': 'Value' }, node('code', { class: 'short' }, value));
     }
     const size = utf8.encode(value).length;
     const full = size <= EMBED_BYTES
@@ -136,7 +170,7 @@
     const summary = node('summary', {},
       node('code', { class: 'short' }, runes.slice(0, SHORT_RUNES).join('') + '…'), ' ',
       node('span', { class: 'size' }, sizeText(size)));
-    return node('td', { class: 'value', 'data-testid': 'cell-value' }, node('details', {}, summary, full));
+    return node('td', { class: 'value', 'data-testid': 'cell-value', 'data-label': 'Value' }, node('details', {}, summary, full));
   }
 
   // buildRow makes the row of entry e; pending (true, nothing else) marks a
@@ -152,19 +186,48 @@
         'data-expires': String(e.expires_at),
       }, expiryText(e.expires_at - Date.now())));
     }
-    const key = node('td', { class: 'key', 'data-testid': 'cell-key' }, node('code', {}, e.key));
+    const key = node('td', { class: 'key', 'data-testid': 'cell-key', 'data-label': 'Key' }, keyCode(e.key));
     const attrs = { 'data-testid': 'kv-row', 'data-key': e.key, 'data-rev': String(e.mod_rev) };
     if (pending) {
       attrs.class = 'pending';
       attrs['data-pending'] = 'true';
       key.append(' ', node('span', { class: 'tag', title: 'changed offline, not sent to the server yet' }, 'not sent'));
     }
-    return node('tr', attrs,
+    expiry.setAttribute('data-label', 'Expires');
+    const tr = node('tr', attrs,
       key,
       valueCell(e.value),
-      node('td', { class: 'num', 'data-testid': 'cell-rev' }, String(e.mod_rev)),
-      node('td', { class: 'num col-version', 'data-testid': 'cell-version' }, String(e.version)),
-      expiry);
+      node('td', { class: 'num', 'data-testid': 'cell-rev', 'data-label': 'Revision' }, String(e.mod_rev)),
+      node('td', { class: 'num col-version', 'data-testid': 'cell-version', 'data-label': 'Version' }, String(e.version)),
+      expiry,
+      node('td', { class: 'row-actions', 'data-testid': 'cell-actions' }));
+    enhanceRow(tr);
+    return tr;
+  }
+
+  // keyCode shows a key with a break opportunity after each "/", so a
+  // narrow screen wraps it between folders, not inside a word.
+  function keyCode(key) {
+    const code = node('code', {});
+    key.split(/(?<=\/)/).forEach((part, i) => {
+      if (i > 0) code.append(node('wbr', {}));
+      code.append(part);
+    });
+    return code;
+  }
+
+  // enhanceRow makes a row open on click or Enter and gives it its Edit
+  // and Delete buttons (rows rendered by the server get them here too).
+  function enhanceRow(tr) {
+    const key = tr.dataset.key;
+    tr.tabIndex = 0;
+    tr.setAttribute('aria-label', `Open ${key}`);
+    const cell = tr.querySelector('.row-actions');
+    if (cell && cell.children.length === 0) {
+      cell.append(
+        node('button', { type: 'button', class: 'small quiet', 'data-action': 'edit', 'data-testid': 'row-edit', 'aria-label': `Edit ${key}` }, 'Edit'),
+        node('button', { type: 'button', class: 'small danger', 'data-action': 'delete', 'data-testid': 'row-delete', 'aria-label': `Delete ${key}` }, 'Delete'));
+    }
   }
 
   function rows() { return Array.from(el.rows.children); }
@@ -175,7 +238,12 @@
     setTimeout(() => row.classList.remove('changed'), CHANGED_MS);
   }
 
-  function updateEmpty() { el.empty.hidden = el.rows.children.length > 0; }
+  function updateEmpty() {
+    el.empty.hidden = el.rows.children.length > 0;
+    el.empty.textContent = state.prefix === ''
+      ? 'No keys yet. Write one above, or import a file.'
+      : `No keys start with “${state.prefix}”.`;
+  }
 
   function pageHref(after) {
     const q = new URLSearchParams();
@@ -186,12 +254,9 @@
   }
 
   function updatePager() {
-    el.first.hidden = state.after === '';
-    el.first.href = pageHref('');
-    el.prev.hidden = state.back.length === 0;
-    el.prev.href = pageHref(state.back[state.back.length - 1] || '');
-    el.next.hidden = !state.more;
-    el.next.href = pageHref(state.next);
+    for (const a of el.firsts) { a.hidden = state.after === ''; a.href = pageHref(''); }
+    for (const a of el.prevs) { a.hidden = state.back.length === 0; a.href = pageHref(state.back[state.back.length - 1] || ''); }
+    for (const a of el.nexts) { a.hidden = !state.more; a.href = pageHref(state.next); }
   }
 
   // inPage reports whether a key not shown yet belongs on this page.
@@ -240,7 +305,7 @@
 
   function setRev(rev) {
     state.rev = rev;
-    el.rev.textContent = String(rev);
+    if (off.mode !== 'offline') el.rev.textContent = String(rev);
     for (const [k, r] of state.removed) if (r <= rev) state.removed.delete(k);
   }
 
@@ -252,11 +317,18 @@
   // applyEvent applies one change from the stream.
   function applyEvent(ev) {
     scheduleRefresh();
+    const under = ev.key.startsWith(state.prefix);
     if (ev.type === 'put') {
-      if (ev.version === 1) setKeys(state.keys + 1);
+      if (ev.version === 1) {
+        setKeys(state.keys + 1);
+        if (under) setCount(state.count + 1);
+      }
     } else {
       setKeys(state.keys - 1);
+      if (under) setCount(state.count - 1);
     }
+    if (ev.key === state.open) scheduleHistory();
+    if (under) scheduleFolders();
     if (state.loading) {
       state.loading.push(ev);
       return;
@@ -281,7 +353,7 @@
     if (type.includes('json')) {
       try {
         const p = await resp.json();
-        const text = [p.title, p.detail].filter(Boolean).join(': ');
+        const text = p.detail || p.title;
         if (text) return text;
       } catch (_) { /* not JSON after all */ }
     }
@@ -308,12 +380,14 @@
       state.more = Boolean(page.more);
       state.next = page.next || '';
       el.rows.replaceChildren(...page.entries.map((e) => buildRow(e)));
+      if (typeof page.count === 'number') setCount(page.count);
       const queued = state.loading || [];
       state.loading = null;
       for (const ev of queued) if (ev.rev > page.rev) showEvent(ev);
       updateEmpty();
       updatePager();
-      history.replaceState(null, '', pageHref(state.after));
+      renderCrumbs();
+      loadFolders();
       return page;
     } finally {
       if (state.loading) { // failed: show what arrived on the old rows
@@ -376,7 +450,7 @@
     try {
       const resp = await fetch(url, init);
       if (!resp.ok) {
-        showError(await problemText(resp));
+        showError(await writeErrorText(resp, kind, key));
         return;
       }
       const body = await resp.json();
@@ -390,7 +464,7 @@
       }
     } catch (err) {
       unreachable = true;
-      showError(`Could not reach the server: ${err.message}`);
+      showError('Could not reach the server, so nothing was saved there.');
     } finally {
       setBusy(false);
     }
@@ -403,6 +477,20 @@
     }
   }
 
+  // writeErrorText says in plain words why the server refused a write.
+  async function writeErrorText(resp, kind, key) {
+    if (resp.status === 412 && kind === 'put' && el.create.checked) {
+      return `“${key}” already exists. Untick “Only if new” to replace its value.`;
+    }
+    if (resp.status === 404 && kind === 'delete') {
+      return `The key “${key}” does not exist, so there is nothing to delete.`;
+    }
+    if (resp.status === 412) {
+      return `“${key}” changed on the server since you opened it; open it again to see the new value.`;
+    }
+    return problemText(resp);
+  }
+
   el.putForm.addEventListener('submit', (e) => {
     e.preventDefault();
     write('put');
@@ -410,7 +498,10 @@
   el.del.addEventListener('click', () => write('delete'));
 
   // ---- search and paging.
-  async function go(after, back) {
+  // go shows the page after the cursor (back: the cursors of the pages
+  // before it). push adds an entry to the browser's history, so Back and
+  // Forward move between pages and prefixes; popstate replays one.
+  async function go(after, back, push = true) {
     try {
       if (off.mode === 'offline') {
         state.after = after || '';
@@ -420,29 +511,55 @@
       }
       state.back = back;
       updatePager();
+      saveURL(push);
     } catch (err) {
       showError(`Could not load keys: ${err.message}`);
     }
   }
 
+  function saveURL(push) {
+    const h = { prefix: state.prefix, after: state.after, back: state.back };
+    if (push) history.pushState(h, '', pageHref(state.after));
+    else history.replaceState(h, '', pageHref(state.after));
+  }
+
+  function setPrefix(prefix) {
+    state.prefix = prefix;
+    el.prefix.value = prefix;
+    hideDeletePrefix();
+  }
+
+  window.addEventListener('popstate', (e) => {
+    const h = e.state || {};
+    const q = new URLSearchParams(location.search);
+    setPrefix(typeof h.prefix === 'string' ? h.prefix : (q.get('prefix') || ''));
+    go(typeof h.after === 'string' ? h.after : (q.get('after') || ''), Array.isArray(h.back) ? h.back : [], false);
+  });
+
   el.search.addEventListener('submit', (e) => {
     e.preventDefault();
-    state.prefix = el.prefix.value;
+    setPrefix(el.prefix.value);
     go('', []);
   });
-  el.next.addEventListener('click', (e) => {
-    e.preventDefault();
-    go(state.next, [...state.back, state.after]);
-  });
-  el.prev.addEventListener('click', (e) => {
-    e.preventDefault();
-    const back = state.back.slice(0, -1);
-    go(state.back[state.back.length - 1] || '', back);
-  });
-  el.first.addEventListener('click', (e) => {
-    e.preventDefault();
-    go('', []);
-  });
+  for (const a of el.nexts) {
+    a.addEventListener('click', (e) => {
+      e.preventDefault();
+      go(state.next, [...state.back, state.after]);
+    });
+  }
+  for (const a of el.prevs) {
+    a.addEventListener('click', (e) => {
+      e.preventDefault();
+      const back = state.back.slice(0, -1);
+      go(state.back[state.back.length - 1] || '', back);
+    });
+  }
+  for (const a of el.firsts) {
+    a.addEventListener('click', (e) => {
+      e.preventDefault();
+      go('', []);
+    });
+  }
 
   // A value too long to embed is fetched when its disclosure opens.
   el.rows.addEventListener('toggle', async (e) => {
@@ -482,10 +599,14 @@
   let timer = 0;
   let resync = false; // reload the page before watching again
 
+  // setConn records the stream's state; renderIndicator shows it with
+  // where reads and writes go, as one indicator.
   function setConn(s, text) {
     el.conn.dataset.state = s;
-    el.conn.textContent = text;
+    conn.text = text;
+    renderIndicator();
   }
+  const conn = { text: 'connecting…' };
 
   function connect() {
     clearTimeout(timer);
@@ -511,7 +632,7 @@
         const wasFirst = first;
         first = false;
         attempt = 0;
-        setConn('live', 'live');
+        setConn('live', 'online');
         if (m.rev > state.rev) setRev(m.rev);
         if (wasFirst) afterLive();
       } else if (m.type === 'events') {
@@ -608,20 +729,44 @@
 
   function plural(n, word) { return `${n} ${word}${n === 1 ? '' : 's'}`; }
 
-  // updateBadge shows where reads and writes go and what waits to be sent.
-  function updateBadge() {
+  // updateBadge refreshes the indicator, the banner and the sync button.
+  function updateBadge() { renderIndicator(); }
+
+  // renderIndicator shows, in one place, whether the page is online,
+  // reconnecting or offline and how many changes wait to be sent; while
+  // offline a banner says in plain words what happens to changes.
+  function renderIndicator() {
     const n = pendingCount();
-    let text = off.mode;
-    if (n > 0) text += ` · ${plural(n, 'change')} waiting`;
-    if (!off.db && off.mode === 'offline') text += ' · no offline copy';
-    el.badge.textContent = text;
-    el.badge.dataset.state = off.mode;
-    el.badge.dataset.pending = String(n);
+    const mode = off.mode;
+    const waiting = n > 0 ? ` · ${plural(n, 'change')} waiting` : '';
+    const s = el.conn.dataset.state;
+    let text;
+    if (mode === 'offline') {
+      text = (off.manual ? 'offline (by hand)' : 'offline') + waiting;
+      if (!off.db) text += ' · no offline copy';
+      if (!off.manual && (s === 'reconnecting' || s === 'connecting')) text += ` · ${conn.text}`;
+    } else if (s === 'live') {
+      text = 'online' + waiting;
+    } else {
+      text = conn.text + waiting;
+    }
+    el.connText.textContent = text;
+    el.conn.dataset.mode = mode;
+    el.conn.dataset.pending = String(n);
     if (off.db) {
-      try { el.badge.dataset.copyRev = String(off.db.status().server_rev); } catch (_) { /* keep the last */ }
+      try { el.conn.dataset.copyRev = String(off.db.status().server_rev); } catch (_) { /* keep the last */ }
     }
     el.syncBtn.hidden = n === 0;
     el.toggle.checked = off.manual;
+    el.banner.hidden = mode !== 'offline';
+    if (mode === 'offline') {
+      const why = off.manual ? 'You chose to work offline.' : 'The server cannot be reached.';
+      el.bannerText.textContent = !off.db
+        ? `${why} This browser has no offline copy, so changes cannot be saved until the server is back.`
+        : `${why} Changes you make are saved in this browser and sent to the server when it is back` +
+          (n > 0 ? ` (${plural(n, 'change')} waiting).` : '.');
+    }
+    el.delPrefix.disabled = mode === 'offline';
   }
 
   // ---- notices: storage full, damaged data set aside, failed refreshes.
@@ -694,6 +839,7 @@
   function afterLive() {
     const wasOffline = off.mode === 'offline';
     off.mode = 'online';
+    el.rev.textContent = String(state.rev);
     updateBadge();
     const work = off.db ? serial(async () => {
       if (off.mode !== 'online') return;
@@ -768,10 +914,14 @@
     renderConflicts();
     clearNotice('sync');
     clearNotice('quota');
-    if (n > 0) {
-      const parts = [`Sent ${plural(res.sent, 'change')} made offline to the server.`];
-      if (res.conflicts.length > 0) parts.push(`${plural(res.conflicts.length, 'key')} changed on the server meanwhile: see Conflicts.`);
-      showStatus(parts.join(' '));
+    const c = res.conflicts.length;
+    el.syncResult.textContent = '';
+    if (n > 0 && c === 0) {
+      showStatus(`Sent ${plural(res.sent, 'change')} made offline to the server.`);
+    } else if (n > 0 && res.sent === 0) {
+      el.syncResult.textContent = `None of your offline changes could be sent: ${c === 1 ? 'the key' : `all ${c} keys`} changed on the server meanwhile. Choose below which value to keep.`;
+    } else if (n > 0) {
+      el.syncResult.textContent = `Sent ${plural(res.sent, 'change')} made offline. ${plural(c, 'key')} changed on the server meanwhile: choose below which value to keep.`;
     }
     updateBadge();
     return res;
@@ -840,10 +990,15 @@
       state.more = Boolean(page.more);
       state.next = page.more && page.entries.length ? page.entries[page.entries.length - 1].key : '';
       el.rows.replaceChildren(...page.entries.map((e) => buildRow(e, pending.has(e.key))));
-      setKeys(off.db.status().keys);
+      const st = off.db.status();
+      setKeys(st.keys);
+      // The rows are the copy's: the header shows the copy's revision too.
+      el.rev.textContent = String(st.rev);
       updateEmpty();
       updatePager();
-      history.replaceState(null, '', pageHref(state.after));
+      renderCrumbs();
+      localFolders();
+      if (state.open) scheduleHistory();
     } catch (err) {
       showError(`Could not read the offline copy: ${err.message}`);
     }
@@ -956,6 +1111,465 @@
       .catch((err) => { console.warn('PyKV: no service worker, the page needs the server to open:', err); });
   }
 
+
+  // ---- counts, breadcrumbs and folders.
+  function plainCount(n) { return n.toLocaleString('en-US'); }
+
+  function setCount(n) {
+    state.count = Math.max(0, n);
+    const keys = state.count === 1 ? 'key' : 'keys';
+    el.count.textContent = state.prefix === ''
+      ? `${plainCount(state.count)} ${keys} in all`
+      : `${plainCount(state.count)} ${keys} ${state.count === 1 ? 'starts' : 'start'} with “${state.prefix}”`;
+    el.delPrefix.hidden = state.prefix === '' || state.count === 0;
+  }
+
+  // renderCrumbs shows the prefix folder by folder, each a link to it.
+  function renderCrumbs() {
+    const parts = state.prefix.split(/(?<=\/)/).filter(Boolean);
+    const items = [{ label: 'All keys', prefix: '' }];
+    let acc = '';
+    for (const p of parts) {
+      acc += p;
+      items.push({ label: p, prefix: acc });
+    }
+    el.crumbs.replaceChildren(...items.map((c, i) => {
+      const a = node('a', { href: prefixHref(c.prefix), 'data-prefix': c.prefix }, c.label);
+      if (i === items.length - 1) a.setAttribute('aria-current', 'page');
+      return node('li', {}, a);
+    }));
+  }
+
+  function prefixHref(prefix) { return prefix ? `/?${new URLSearchParams({ prefix })}` : '/'; }
+
+  function renderFolders(list, more) {
+    el.folders.replaceChildren(...list.map((f) => node('li', {},
+      node('a', { href: prefixHref(f.name), 'data-prefix': f.name, 'data-testid': 'folder', class: 'folder' },
+        node('span', { class: 'folder-icon', 'aria-hidden': 'true' }, '▸'), ' ',
+        node('span', { class: 'folder-name' }, f.name.slice(state.prefix.length)), ' ',
+        node('span', { class: 'folder-count', 'data-testid': 'folder-count' }, `${plainCount(f.keys)} ${f.keys === 1 ? 'key' : 'keys'}`)))));
+    if (more) el.folders.append(node('li', { class: 'muted' }, 'More folders not shown; search for a longer prefix.'));
+    el.folders.hidden = el.folders.children.length === 0;
+  }
+
+  // loadFolders asks the server for the folders under the prefix; each
+  // answer costs O(log² n) per folder, not a visit of every key.
+  let foldersSeq = 0;
+  async function loadFolders() {
+    const seq = ++foldersSeq;
+    const q = new URLSearchParams({ prefix: state.prefix, limit: '100' });
+    try {
+      const resp = await fetch(`/v1/folders?${q}`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      if (!resp.ok || seq !== foldersSeq || off.mode === 'offline') return;
+      const page = await resp.json();
+      if (seq !== foldersSeq || page.prefix !== state.prefix) return;
+      renderFolders(page.folders, page.more);
+      setCount(page.count);
+    } catch (_) { /* the folders stay as they were; the stream notices a lost server */ }
+  }
+
+  let foldersTimer = 0;
+  function scheduleFolders() {
+    if (foldersTimer) return;
+    foldersTimer = setTimeout(() => {
+      foldersTimer = 0;
+      if (off.mode === 'offline') localFolders();
+      else loadFolders();
+    }, 300);
+  }
+
+  // localFolders computes the folders from the offline copy, which is
+  // small enough (it lives in the browser's storage) to list whole.
+  function localFolders() {
+    if (!off.db) return;
+    try {
+      const all = off.db.list(state.prefix, '', 0).entries;
+      const seen = new Map();
+      for (const e of all) {
+        const i = e.key.indexOf('/', state.prefix.length);
+        if (i < 0) continue;
+        const name = e.key.slice(0, i + 1);
+        seen.set(name, (seen.get(name) || 0) + 1);
+      }
+      renderFolders([...seen].map(([name, keys]) => ({ name, keys })), false);
+      setCount(all.length);
+    } catch (_) { /* keep what is shown */ }
+  }
+
+  // Breadcrumbs and folders move to a prefix, as a search does.
+  function onPrefixLink(e) {
+    const a = e.target.closest('a[data-prefix]');
+    if (!a || e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    e.preventDefault();
+    setPrefix(a.dataset.prefix);
+    go('', []);
+  }
+  el.crumbs.addEventListener('click', onPrefixLink);
+  el.folders.addEventListener('click', onPrefixLink);
+
+  // ---- opening a row: the form, the value in full, the history.
+  function ttlLeft(expiresAt) {
+    if (!expiresAt) return '';
+    return `${Math.max(1, Math.ceil((expiresAt - Date.now()) / 1000))}s`;
+  }
+
+  // asJSON returns the value pretty-printed when it is a JSON object or
+  // array, or null.
+  function asJSON(value) {
+    const t = value.trim();
+    if (!(t.startsWith('{') || t.startsWith('['))) return null;
+    try { return JSON.stringify(JSON.parse(t), null, 2); } catch (_) { return null; }
+  }
+
+  async function readEntry(key) {
+    if (off.mode === 'offline') {
+      if (!off.db) throw new Error('the offline copy is not available');
+      return off.db.get(key);
+    }
+    const resp = await fetch(`/v1/kv/${encodeURIComponent(key)}?format=json`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    if (resp.status === 404) return null;
+    if (!resp.ok) throw new Error(await problemText(resp));
+    return resp.json();
+  }
+
+  // openKey loads key into the form and shows its value and history.
+  async function openKey(key, focusValue) {
+    let e;
+    try {
+      e = await readEntry(key);
+    } catch (err) {
+      showError(`Could not open “${key}”: ${err.message}`);
+      return;
+    }
+    if (!e) {
+      showError(`“${key}” no longer exists.`);
+      return;
+    }
+    el.key.value = e.key;
+    el.value.value = e.value;
+    el.ttl.value = ttlLeft(e.expires_at);
+    el.create.checked = false;
+    checkValue();
+    state.open = key;
+    el.detail.hidden = false;
+    el.detailKey.textContent = key;
+    const pretty = asJSON(e.value);
+    el.detailValue.textContent = pretty !== null ? pretty : (e.value === '' ? '(empty)' : e.value);
+    el.detailValue.classList.toggle('empty-value', e.value === '');
+    el.detailFormat.textContent = pretty !== null ? 'JSON, shown formatted' : `Text, ${sizeText(utf8.encode(e.value).length)}`;
+    el.detailValue.dataset.raw = e.value;
+    el.copyStatus.textContent = '';
+    for (const r of rows()) r.classList.toggle('open', r.dataset.key === key);
+    showStatus(`Opened “${key}” (revision ${e.mod_rev}). Change it and press Put.`);
+    await loadHistory();
+    (focusValue ? el.value : el.detail).scrollIntoView({ block: 'nearest' });
+    if (focusValue) el.value.focus();
+  }
+
+  function closeDetail() {
+    state.open = '';
+    el.detail.hidden = true;
+    for (const r of rows()) r.classList.remove('open');
+  }
+  el.detailClose.addEventListener('click', closeDetail);
+
+  el.copyValue.addEventListener('click', async () => {
+    const raw = el.detailValue.dataset.raw || '';
+    try {
+      await navigator.clipboard.writeText(raw);
+      el.copyStatus.textContent = 'Copied.';
+    } catch (_) {
+      // No clipboard permission: select the text, so Ctrl+C copies it.
+      const range = document.createRange();
+      range.selectNodeContents(el.detailValue);
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      el.copyStatus.textContent = 'Selected; press Ctrl+C (⌘C) to copy.';
+    }
+  });
+
+  function timeText(ms) {
+    if (!ms) return 'time not known';
+    const d = new Date(ms);
+    return d.toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'medium' });
+  }
+
+  function historyItem(c, local) {
+    const what = c.type === 'put' ? (c.version === 1 ? 'created' : 'changed') : (c.type === 'expire' ? 'expired' : 'deleted');
+    const head = node('div', { class: 'history-head' },
+      node('span', { class: `history-type type-${c.type}`, 'data-testid': 'history-type' }, what),
+      ` at ${local ? 'local revision' : 'revision'} `,
+      node('span', { 'data-testid': 'history-rev' }, String(c.rev)),
+      ' · ',
+      c.time ? node('time', { datetime: new Date(c.time).toISOString() }, timeText(c.time)) : node('span', {}, timeText(0)));
+    const item = node('li', { 'data-testid': 'history-item', 'data-type': c.type, 'data-rev': String(c.rev) }, head);
+    if (c.type === 'put') {
+      const v = c.value || '';
+      item.append(v === ''
+        ? node('span', { class: 'empty-value', 'data-testid': 'history-value' }, '(empty)')
+        : node('pre', { class: 'history-value', 'data-testid': 'history-value' }, v.length > 2000 ? `${v.slice(0, 2000)}…` : v));
+    }
+    return item;
+  }
+
+  // loadHistory shows the open key's history: the server's, from its
+  // change history, or offline the copy's own changes.
+  let historySeq = 0;
+  async function loadHistory() {
+    const key = state.open;
+    if (!key) return;
+    const seq = ++historySeq;
+    el.historyList.setAttribute('aria-busy', 'true');
+    try {
+      if (off.mode === 'offline') {
+        const items = off.db ? off.db.history(key, 100) : [];
+        if (seq !== historySeq) return;
+        el.historyList.replaceChildren(...items.map((c) => historyItem(c, true)));
+        el.historyNote.textContent = items.length
+          ? 'Offline: the changes made in this browser since the copy was last brought up to date, newest first.'
+          : 'Offline: no change of this key was made in this browser since the copy was last brought up to date.';
+        el.historyNote.dataset.source = 'copy';
+        return;
+      }
+      const resp = await fetch(`/v1/history/${encodeURIComponent(key)}?limit=100`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      if (!resp.ok) throw new Error(await problemText(resp));
+      const h = await resp.json();
+      if (seq !== historySeq || state.open !== key) return;
+      el.historyList.replaceChildren(...h.changes.map((c) => historyItem(c, false)));
+      const older = h.from > 0 ? `Older changes than revision ${h.from + 1} are no longer kept by the server.` : 'Every change since the server started is here.';
+      el.historyNote.textContent = h.changes.length
+        ? `${plural(h.changes.length, 'change')}, newest first. ${h.more ? 'Older ones are not shown.' : older}`
+        : `No change of this key is in the server's recent history. ${older}`;
+      el.historyNote.dataset.source = 'server';
+    } catch (err) {
+      if (seq === historySeq) el.historyNote.textContent = `Could not load the history: ${err.message}`;
+    } finally {
+      if (seq === historySeq) el.historyList.removeAttribute('aria-busy');
+    }
+  }
+
+  let historyTimer = 0;
+  function scheduleHistory() {
+    if (!historyTimer) historyTimer = setTimeout(() => { historyTimer = 0; loadHistory(); }, 100);
+  }
+
+  // ---- row buttons, clicks and keys.
+  el.rows.addEventListener('click', (e) => {
+    const tr = e.target.closest('tr[data-key]');
+    if (!tr) return;
+    const btn = e.target.closest('button[data-action]');
+    if (btn) {
+      e.stopPropagation();
+      if (btn.dataset.action === 'edit') openKey(tr.dataset.key, true);
+      else deleteRow(tr.dataset.key);
+      return;
+    }
+    // Clicks meant for the value's disclosure or a selection stay theirs.
+    if (e.target.closest('summary, details pre, a') || String(window.getSelection())) return;
+    openKey(tr.dataset.key, false);
+  });
+  el.rows.addEventListener('keydown', (e) => {
+    if (e.key !== 'Enter' || e.target.tagName !== 'TR') return;
+    e.preventDefault();
+    openKey(e.target.dataset.key, false);
+  });
+
+  // deleteRow deletes a key at once and offers Undo for a few seconds:
+  // the value, TTL left and all are put back if the key is still absent.
+  let undoTimer = 0;
+  async function deleteRow(key) {
+    let e;
+    try {
+      e = await readEntry(key);
+    } catch (err) {
+      showError(`Could not delete “${key}”: ${err.message}`);
+      return;
+    }
+    if (!e) {
+      showError(`The key “${key}” does not exist, so there is nothing to delete.`);
+      return;
+    }
+    if (off.mode === 'offline') {
+      try {
+        await off.db.delete(key, { ifRev: e.mod_rev });
+      } catch (err) {
+        showError(localErrorText(err, key));
+        return;
+      }
+      updateBadge();
+      renderLocal();
+    } else {
+      try {
+        const resp = await fetch(`/v1/kv/${encodeURIComponent(key)}`, { method: 'DELETE', headers: { Accept: 'application/json', 'If-Match': `"${e.mod_rev}"` } });
+        if (!resp.ok) {
+          showError(await writeErrorText(resp, 'delete', key));
+          return;
+        }
+        const body = await resp.json();
+        if (body.rev > state.rev) state.removed.set(key, body.rev);
+        removeRow(key, body.rev);
+      } catch (_) {
+        showError('Could not reach the server, so nothing was deleted.');
+        return;
+      }
+    }
+    if (state.open === key) closeDetail();
+    showStatus('');
+    clearTimeout(undoTimer);
+    el.undoText.textContent = `Deleted “${key}”.`;
+    el.undo.hidden = false;
+    el.undoBtn.onclick = () => undoDelete(e);
+    undoTimer = setTimeout(() => { el.undo.hidden = true; }, UNDO_MS);
+  }
+
+  async function undoDelete(e) {
+    clearTimeout(undoTimer);
+    el.undo.hidden = true;
+    if (e.expires_at && e.expires_at <= Date.now()) {
+      showError(`“${e.key}” would have expired by now, so it was not put back.`);
+      return;
+    }
+    const ttlSec = e.expires_at ? Math.max(1, Math.ceil((e.expires_at - Date.now()) / 1000)) : 0;
+    if (off.mode === 'offline') {
+      try {
+        await off.db.put(e.key, e.value, { ttl: ttlSec, ifRev: -1 });
+        showStatus(`Put “${e.key}” back in the offline copy.`);
+      } catch (err) {
+        showError(localErrorText(err, e.key));
+      }
+      updateBadge();
+      renderLocal();
+      return;
+    }
+    let url = `/v1/kv/${encodeURIComponent(e.key)}`;
+    if (ttlSec) url += `?ttl=${ttlSec}s`;
+    try {
+      const resp = await fetch(url, { method: 'PUT', body: e.value, headers: { Accept: 'application/json', 'Content-Type': 'text/plain; charset=utf-8', 'If-None-Match': '*' } });
+      if (resp.status === 412) {
+        showError(`“${e.key}” was written again meanwhile, so the deleted value was not put back.`);
+        return;
+      }
+      if (!resp.ok) {
+        showError(await problemText(resp));
+        return;
+      }
+      const body = await resp.json();
+      state.removed.delete(e.key);
+      upsert(body);
+      showStatus(`Put “${e.key}” back at revision ${body.mod_rev}.`);
+    } catch (_) {
+      showError('Could not reach the server, so the key was not put back.');
+    }
+  }
+
+  // ---- the form's JSON hint: a value meant as JSON that does not parse
+  // is pointed out, and stored as text all the same.
+  function checkValue() {
+    const t = el.value.value.trim();
+    let hint = '';
+    if (t.startsWith('{') || t.startsWith('[')) {
+      try {
+        JSON.parse(t);
+        hint = 'Valid JSON.';
+      } catch (err) {
+        hint = `This looks like JSON but does not parse (${err.message}). It will be stored as plain text.`;
+      }
+    }
+    el.valueHint.textContent = hint;
+    el.valueHint.dataset.state = hint === '' ? '' : (hint === 'Valid JSON.' ? 'ok' : 'warn');
+  }
+  el.value.addEventListener('input', checkValue);
+
+  // ---- delete by prefix, after saying how many keys go.
+  function hideDeletePrefix() { el.delPrefixBox.hidden = true; }
+  el.delPrefix.addEventListener('click', async () => {
+    if (off.mode === 'offline') return;
+    try {
+      const resp = await fetch(`/v1/folders?${new URLSearchParams({ prefix: state.prefix, limit: '1' })}`, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      if (resp.ok) setCount((await resp.json()).count);
+    } catch (_) { /* ask with the count shown */ }
+    el.delPrefixQ.textContent = `Delete all ${plural(state.count, 'key')} that start with “${state.prefix}”? This cannot be undone.`;
+    el.delPrefixYes.textContent = `Delete ${plural(state.count, 'key')}`;
+    el.delPrefixBox.hidden = false;
+    el.delPrefixNo.focus();
+  });
+  el.delPrefixNo.addEventListener('click', () => { hideDeletePrefix(); el.delPrefix.focus(); });
+  el.delPrefixYes.addEventListener('click', async () => {
+    const prefix = state.prefix;
+    hideDeletePrefix();
+    try {
+      const resp = await fetch(`/v1/kv?${new URLSearchParams({ prefix })}`, { method: 'DELETE', headers: { Accept: 'application/json' } });
+      if (!resp.ok) {
+        showError(await problemText(resp));
+        return;
+      }
+      const body = await resp.json();
+      showStatus(body.deleted === 0
+        ? `No key starts with “${prefix}” any more; nothing was deleted.`
+        : `Deleted ${plural(body.deleted, 'key')} starting with “${prefix}” at revision ${body.rev}.`);
+      if (body.rev > state.rev) {
+        for (const r of rows()) if (r.dataset.key.startsWith(prefix)) state.removed.set(r.dataset.key, body.rev);
+      }
+      for (const r of rows()) if (r.dataset.key.startsWith(prefix)) removeRow(r.dataset.key, body.rev);
+    } catch (_) {
+      showError('Could not reach the server, so nothing was deleted.');
+    }
+  });
+
+  // ---- import and export.
+  el.importForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    el.importError.hidden = true;
+    el.importStatus.textContent = '';
+    const file = el.importFile.files[0];
+    if (!file) {
+      el.importError.textContent = 'Choose a file to import first.';
+      el.importError.hidden = false;
+      return;
+    }
+    if (off.mode === 'offline') {
+      el.importError.textContent = 'Importing needs the server; try again when it is back.';
+      el.importError.hidden = false;
+      return;
+    }
+    const btn = el.importForm.querySelector('button');
+    btn.disabled = true;
+    try {
+      const resp = await fetch('/v1/import', { method: 'POST', body: file, headers: { Accept: 'application/json', 'Content-Type': 'application/json' } });
+      if (!resp.ok) {
+        el.importError.textContent = `“${file.name}” was not imported: ${await problemText(resp)}`;
+        el.importError.hidden = false;
+        return;
+      }
+      el.importStatus.textContent = importText(file.name, await resp.json());
+      loadServerPage(state.after).then(refreshStatus).catch(() => { /* the stream shows the changes */ });
+    } catch (_) {
+      el.importError.textContent = 'Could not reach the server, so nothing was imported.';
+      el.importError.hidden = false;
+    } finally {
+      btn.disabled = false;
+    }
+  });
+
+  // importText reports an import: the counts of keys added, changed and
+  // left unchanged when the server gives them, else how many keys it read.
+  function importText(name, r) {
+    const n = (x) => (typeof x === 'number' ? x : null);
+    const added = n(r.added);
+    const changed = n(r.changed);
+    const unchanged = n(r.unchanged);
+    if (added !== null || changed !== null || unchanged !== null) {
+      const parts = [];
+      if (added !== null) parts.push(`${plainCount(added)} added`);
+      if (changed !== null) parts.push(`${plainCount(changed)} changed`);
+      if (unchanged !== null) parts.push(`${plainCount(unchanged)} unchanged`);
+      if (n(r.deleted) !== null) parts.push(`${plainCount(r.deleted)} deleted`);
+      return `Imported “${name}”: ${parts.join(', ')}.`;
+    }
+    return `Imported “${name}”: ${plural(r.keys || 0, 'key')} read${r.rev ? `, written at revision ${r.rev}` : ''}.`;
+  }
+
   window.addEventListener('online', () => { if (!sock && !off.manual) { attempt = 0; connect(); } });
   window.addEventListener('offline', () => {
     closeStream();
@@ -963,8 +1577,14 @@
     setConn('offline', 'offline');
   });
   el.prefix.value = state.prefix;
+  for (const r of rows()) enhanceRow(r);
+  history.replaceState({ prefix: state.prefix, after: state.after, back: state.back }, '', location.href);
   updatePager();
+  setCount(state.count);
+  renderCrumbs();
+  updateEmpty();
   updateBadge();
+  if (!off.manual) loadFolders();
   registerServiceWorker();
   openCopy();
   if (off.manual) goOffline('manual');

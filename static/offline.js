@@ -230,6 +230,10 @@
     list(prefix = "", after = "", limit = 0) {
       return unwrap(this._core.list(String(prefix), String(after), limit | 0));
     }
+    // history(key): the changes of key made in this copy since it was last
+    // loaded from the server, newest first ({type, rev, value, version,
+    // expires_at, time}); rev is the copy's own revision.
+    history(key, limit = 100) { return unwrap(this._core.history(String(key), limit | 0)); }
     exportSnapshot() { return unwrap(this._core.exportSnapshot()); }
     pending() { return unwrap(this._core.pending()); }
 

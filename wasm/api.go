@@ -128,6 +128,33 @@ func (db *localDB) List(prefix, after string, limit int) ([]engine.Entry, bool) 
 	return db.current().List(prefix, after, limit)
 }
 
+// HistoryItem is one change of a key in the copy's own history, shaped as
+// the server's GET /v1/history/{key} shapes its changes.
+type HistoryItem struct {
+	Type      engine.ChangeType `json:"type"`
+	Rev       int64             `json:"rev"` // the copy's own revision, not the server's
+	Value     *string           `json:"value,omitempty"`
+	Version   int64             `json:"version,omitempty"`
+	ExpiresAt int64             `json:"expires_at,omitempty"`
+	Time      int64             `json:"time,omitempty"`
+}
+
+// History returns the changes of key that the copy's change feed holds,
+// newest first, at most limit: the changes made in this browser since the
+// copy was last loaded from the server (a load replaces the feed).
+func (db *localDB) History(key string, limit int) []HistoryItem {
+	revs, _, _ := db.current().History(key, limit)
+	out := make([]HistoryItem, 0, len(revs))
+	for _, r := range revs {
+		it := HistoryItem{Type: r.Type, Rev: r.Rev, Time: r.Time}
+		if r.Entry != nil {
+			it.Value, it.Version, it.ExpiresAt = &r.Entry.Value, r.Entry.Version, r.Entry.ExpiresAt
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
 // Export returns the copy's state in the snapshot format, as the server's
 // GET /v1/export does; the server's POST /v1/import takes it.
 func (db *localDB) Export() (string, error) {

@@ -170,6 +170,8 @@ func jsOpen(_ js.Value, args []js.Value) any {
 			}
 			return map[string]any{"entries": entries, "more": more}, nil
 		}),
+		// history(key, limit): the copy's own changes of key, newest first
+		"history":        fn(func(a []js.Value) (any, error) { return db.History(a[0].String(), a[1].Int()), nil }),
 		"exportSnapshot": fn(func([]js.Value) (any, error) { return db.Export() }),
 		"importSnapshot": fn(func(a []js.Value) (any, error) { return db.Import(a[0].String()) }),
 		"pending":        fn(func([]js.Value) (any, error) { return db.Pending(), nil }),

@@ -3,9 +3,11 @@ package web
 import (
 	"bytes"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -126,6 +128,7 @@ type dashboardView struct {
 	More     bool
 	Next     string // the cursor of the next page, when More
 	Static   string
+	Count    int // keys starting with Prefix (Store.Count: not visited one by one)
 }
 
 // dashboardRow is one key as the table shows it.
@@ -161,6 +164,7 @@ func (h *dashboardHandler) view(prefix, after string) dashboardView {
 			v.Sync = st.Sync
 		}
 	}
+	v.Count = s.Count(prefix)
 	v.More = more
 	if more {
 		v.Next = entries[len(entries)-1].Key
@@ -246,7 +250,67 @@ func expiryISO(ms int64) string {
 
 func boolText(b bool) string { return strconv.FormatBool(b) }
 
-// prefixNote completes "No keys" for a search.
+// crumb is one step of the breadcrumbs: the folder Label ending at Prefix.
+type crumb struct {
+	Label   string
+	Prefix  string
+	Current bool
+}
+
+// crumbs splits prefix after each "/" into links: "All keys", "users/",
+// "admins/", and a last part that is not a whole folder ("ad").
+func crumbs(prefix string) []crumb {
+	out := []crumb{{Label: "All keys", Prefix: ""}}
+	for i := 0; i < len(prefix); {
+		j := strings.IndexByte(prefix[i:], '/')
+		end := len(prefix)
+		if j >= 0 {
+			end = i + j + 1
+		}
+		out = append(out, crumb{Label: prefix[i:end], Prefix: prefix[:end]})
+		i = end
+	}
+	out[len(out)-1].Current = true
+	return out
+}
+
+// keyHTML is the key as HTML text, escaped, with a <wbr> (a place to
+// wrap) after each "/", so a narrow screen wraps it between folders rather
+// than in the middle of a word. Built as one string because templ would
+// put a space between the parts of a loop.
+func keyHTML(key string) string {
+	parts := strings.SplitAfter(key, "/")
+	for i, p := range parts {
+		parts[i] = html.EscapeString(p)
+	}
+	return strings.TrimSuffix(strings.Join(parts, "<wbr>"), "<wbr>")
+}
+
+// countText says how many keys the current prefix holds.
+func countText(n int, prefix string) string {
+	keys := "keys"
+	if n == 1 {
+		keys = "key"
+	}
+	if prefix == "" {
+		return fmt.Sprintf("%d %s in all", n, keys)
+	}
+	verb := "start"
+	if n == 1 {
+		verb = "starts"
+	}
+	return fmt.Sprintf("%d %s %s with “%s”", n, keys, verb, prefix)
+}
+
+// emptyText is what an empty page says.
+func emptyText(prefix string) string {
+	if prefix == "" {
+		return "No keys yet. Write one above, or import a file."
+	}
+	return fmt.Sprintf("No keys start with “%s”.", prefix)
+}
+
+// prefixNote completes "Keys" in the table's caption for a search.
 func prefixNote(prefix string) string {
 	if prefix == "" {
 		return ""

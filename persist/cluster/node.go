@@ -1,0 +1,706 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultElectionTimeout   = time.Second
+	DefaultSnapshotThreshold = 8192
+	DefaultTrailingLogs      = 10240
+	// applyEnqueueTimeout bounds how long a write waits to enter the
+	// leader's queue; past it the write was not proposed (a safe failure).
+	applyEnqueueTimeout = 5 * time.Second
+	// expireInterval is how often the leader looks for expired keys.
+	expireInterval = 100 * time.Millisecond
+)
+
+// Errors a Node returns. Check them with errors.Is.
+var (
+	// ErrNotLeader: the write or read needs the leader and this member is
+	// not it. It arrives inside a *NotLeaderError naming the leader, if
+	// one is known, so the caller can forward.
+	ErrNotLeader = errors.New("this member is not the leader")
+	// ErrOutcomeUnknown: leadership changed (or the member stopped) while
+	// a write was being replicated. It may or may not be applied; a
+	// client must read to find out, or retry a write that is safe to
+	// repeat.
+	ErrOutcomeUnknown = errors.New("leadership changed while the write was in flight; its outcome is unknown")
+	// ErrNoLeader: no leader is known (an election is running, or this
+	// member is cut off from a majority).
+	ErrNoLeader = errors.New("the cluster has no leader")
+	// ErrUnknownMember: the ID names no member of the cluster.
+	ErrUnknownMember = errors.New("no such cluster member")
+)
+
+// NotLeaderError says who leads instead, as far as this member knows.
+type NotLeaderError struct {
+	LeaderID  string // empty when no leader is known
+	LeaderAPI string // the leader's HTTP API address, if recorded
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.LeaderID == "" {
+		return ErrNoLeader.Error()
+	}
+	return fmt.Sprintf("%v (the leader is %s at %s)", ErrNotLeader, e.LeaderID, e.LeaderAPI)
+}
+
+// Unwrap makes errors.Is match ErrNotLeader, and ErrNoLeader when no
+// leader is known.
+func (e *NotLeaderError) Unwrap() []error {
+	if e.LeaderID == "" {
+		return []error{ErrNotLeader, ErrNoLeader}
+	}
+	return []error{ErrNotLeader}
+}
+
+// Options configure a Node. ID, RaftAddr and Dir are required; the zero
+// value of every other field gives the defaults.
+type Options struct {
+	ID       string // this member's ID, unique in the cluster and fixed for life
+	RaftAddr string // host:port raft listens on and peers dial; port 0 picks one
+	APIAddr  string // this member's HTTP API base URL, told to the others
+	Dir      string // data folder: raft.db (log and votes) and snapshots/
+	// PeerTLS, when set, makes raft traffic mutual TLS: its Certificates
+	// are presented, and peers must show a certificate signed by RootCAs
+	// (ClientCAs defaults to RootCAs). Without it RaftAddr and every peer
+	// must be on loopback (ErrPlainBeyondLoopback).
+	PeerTLS *tls.Config
+	// Bootstrap makes a member with no raft state start a one-member
+	// cluster of itself. Members that join leave it false.
+	Bootstrap bool
+	Engine    engine.Options // limits and clock; Replicated is set by Open
+	Logger    *slog.Logger   // default: discard
+	// ElectionTimeout (default 1s) is how long a follower waits without
+	// hearing from a leader before it stands; heartbeats go ten times as
+	// often, and a leader steps down after as long without a quorum.
+	ElectionTimeout time.Duration
+	// SnapshotThreshold (default 8192) is how many entries trigger a raft
+	// snapshot; TrailingLogs (default 10240) how many stay in the log after
+	// one, so a follower a little behind catches up without a snapshot.
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	// SnapshotInterval is how often raft checks whether to snapshot
+	// (default 30s).
+	SnapshotInterval time.Duration
+}
+
+// Node is one member of a cluster: a replicated store whose writes are
+// raft log entries, applied by every member in the same order.
+type Node struct {
+	opts   Options
+	raft   *raft.Raft
+	fsm    *fsm
+	store  *engine.Store
+	logs   *raftboltdb.BoltStore
+	trans  *raft.NetworkTransport
+	logger *slog.Logger
+
+	reads   verifier
+	changes atomic.Int64 // leader changes seen
+	obsCh   chan raft.Observation
+	obs     *raft.Observer
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+	err     error
+}
+
+// Open starts a member in opts.Dir. A folder with raft state rejoins its
+// cluster with it; an empty one bootstraps (opts.Bootstrap) or waits to be
+// added by the leader (see Join). A folder another process holds gives
+// persist.ErrLocked.
+func Open(opts Options) (*Node, error) {
+	if opts.ID == "" || opts.RaftAddr == "" || opts.Dir == "" {
+		return nil, errors.New("cluster: ID, RaftAddr and Dir are required")
+	}
+	if host, _, err := net.SplitHostPort(opts.RaftAddr); err != nil {
+		return nil, fmt.Errorf("raft address %q: %w", opts.RaftAddr, err)
+	} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return nil, fmt.Errorf("raft address %q: give the address peers reach this member at, not a wildcard", opts.RaftAddr)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ElectionTimeout <= 0 {
+		opts.ElectionTimeout = DefaultElectionTimeout
+	}
+	if opts.SnapshotThreshold == 0 {
+		opts.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if opts.TrailingLogs == 0 {
+		opts.TrailingLogs = DefaultTrailingLogs
+	}
+	if opts.SnapshotInterval <= 0 {
+		opts.SnapshotInterval = 30 * time.Second
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data folder: %w", err)
+	}
+	n := &Node{opts: opts, logger: opts.Logger, stop: make(chan struct{})}
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: logWriter{opts.Logger}})
+
+	logs, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(opts.Dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: time.Second},
+	})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s", persist.ErrLocked, filepath.Join(opts.Dir, "raft.db"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	n.logs = logs
+	fail := func(err error) (*Node, error) {
+		if n.trans != nil {
+			n.trans.Close()
+		}
+		logs.Close()
+		return nil, err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(opts.Dir, "snapshots"), 2, hlog)
+	if err != nil {
+		return fail(fmt.Errorf("open raft snapshots: %w", err))
+	}
+	stream, err := newStreamLayer(opts.RaftAddr, opts.PeerTLS)
+	if err != nil {
+		return fail(err)
+	}
+	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  hlog,
+	})
+	n.opts.RaftAddr = string(n.trans.LocalAddr())
+
+	eopts := opts.Engine
+	eopts.Journal, eopts.InlineCommit, eopts.Replicated = nil, false, true
+	n.store = engine.New(eopts)
+	n.fsm = newFSM(n.store)
+
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(opts.ID)
+	conf.HeartbeatTimeout = opts.ElectionTimeout
+	conf.ElectionTimeout = opts.ElectionTimeout
+	conf.LeaderLeaseTimeout = opts.ElectionTimeout
+	conf.CommitTimeout = 5 * time.Millisecond
+	conf.SnapshotThreshold = opts.SnapshotThreshold
+	conf.TrailingLogs = opts.TrailingLogs
+	conf.SnapshotInterval = opts.SnapshotInterval
+	conf.BatchApplyCh = true
+	conf.Logger = hlog
+
+	existing, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		return fail(fmt.Errorf("read raft state: %w", err))
+	}
+	if !existing && opts.Bootstrap {
+		cfg := raft.Configuration{Servers: []raft.Server{{ID: conf.LocalID, Address: n.trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(conf, logs, logs, snaps, n.trans, cfg); err != nil {
+			return fail(fmt.Errorf("bootstrap cluster: %w", err))
+		}
+	}
+	n.obsCh = make(chan raft.Observation, 16)
+	r, err := raft.NewRaft(conf, n.fsm, logs, logs, snaps, transport{n.trans})
+	if err != nil {
+		return fail(fmt.Errorf("start raft: %w", err))
+	}
+	n.raft = r
+	n.reads.raft = r
+	n.obs = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(n.obs)
+	n.wg.Add(2)
+	go n.watchLeader()
+	go n.expireLoop()
+	n.logger.Info("cluster member started", "id", opts.ID, "raft_addr", n.opts.RaftAddr, "existing_state", existing,
+		"bootstrap", !existing && opts.Bootstrap)
+	return n, nil
+}
+
+// Store returns the replicated store, for reads and watches. Its write
+// methods return engine.ErrReplicated: writes go through Write.
+func (n *Node) Store() *engine.Store { return n.store }
+
+// ID returns this member's ID.
+func (n *Node) ID() string { return n.opts.ID }
+
+// RaftAddr returns the address peers reach this member's raft at.
+func (n *Node) RaftAddr() string { return n.opts.RaftAddr }
+
+// watchLeader follows leadership: it counts changes and, when this member
+// becomes leader, records its API address if the log does not hold it yet.
+func (n *Node) watchLeader() {
+	defer n.wg.Done()
+	var last raft.ServerID
+	for {
+		select {
+		case <-n.stop:
+			return
+		case o := <-n.obsCh:
+			lo := o.Data.(raft.LeaderObservation)
+			if lo.LeaderID != last {
+				last = lo.LeaderID
+				n.changes.Add(1)
+				n.logger.Info("raft leader", "leader", string(lo.LeaderID), "self", n.opts.ID)
+			}
+			if lo.LeaderID == raft.ServerID(n.opts.ID) {
+				n.wg.Add(1)
+				go n.becameLeader()
+			}
+		}
+	}
+}
+
+func (n *Node) becameLeader() {
+	defer n.wg.Done()
+	if err := n.raft.Barrier(0).Error(); err != nil {
+		return // lost leadership again; the next leader does this
+	}
+	if n.opts.APIAddr != "" && n.fsm.memberAPIs()[n.opts.ID] != n.opts.APIAddr {
+		data := mustJSON(entry{Kind: kindMember, ID: n.opts.ID, API: n.opts.APIAddr})
+		if err := n.raft.Apply(data, applyEnqueueTimeout).Error(); err != nil {
+			n.logger.Warn("recording this member's API address failed", "err", err)
+		}
+	}
+}
+
+// notLeader returns the error telling who leads.
+func (n *Node) notLeader() error {
+	id, api := n.Leader()
+	return &NotLeaderError{LeaderID: id, LeaderAPI: api}
+}
+
+// Leader returns the leader's ID and HTTP API address, both empty when no
+// leader is known (the address alone is empty if not recorded yet).
+func (n *Node) Leader() (id, apiAddr string) {
+	_, lid := n.raft.LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	return string(lid), n.fsm.memberAPIs()[string(lid)]
+}
+
+// IsLeader reports whether this member leads now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Write carries out ops as one transaction through the log (Bulk's rules
+// when bulk is set: no limit on their number). It returns once a majority
+// has the entry durably and this member applied it, with what it did, or
+// the engine's error for a refused write (a failed condition, a limit).
+// A member that is not the leader returns a *NotLeaderError and proposes
+// nothing. ErrOutcomeUnknown means leadership changed in flight; a
+// cancelled ctx also gives ErrOutcomeUnknown once the entry was proposed.
+func (n *Node) Write(ctx context.Context, ops []engine.Op, bulk bool) (engine.TxnResult, error) {
+	maxOps := 0
+	if bulk {
+		maxOps = int(^uint(0) >> 1)
+	}
+	p, err := n.store.Prepare(ops, maxOps)
+	if err != nil {
+		return engine.TxnResult{}, err
+	}
+	return n.propose(ctx, encodeProposal(&p))
+}
+
+func (n *Node) propose(ctx context.Context, data []byte) (engine.TxnResult, error) {
+	if n.raft.State() != raft.Leader {
+		return engine.TxnResult{}, n.notLeader()
+	}
+	f := n.raft.Apply(data, applyEnqueueTimeout)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return engine.TxnResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, ctx.Err())
+	}
+	switch {
+	case err == nil:
+		r, _ := f.Response().(applyResult)
+		return r.res, r.err
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return engine.TxnResult{}, n.notLeader() // never entered the log
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return engine.TxnResult{}, fmt.Errorf("the leader is overloaded: %w", err) // not proposed
+	default: // ErrLeadershipLost, ErrRaftShutdown: it may be in the log
+		return engine.TxnResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	}
+}
+
+// ReadIndex returns, on the leader, a raft index that covers every write
+// acknowledged before the call: once a member has applied it (WaitApplied),
+// its state is at least as new as any client has seen. The leader proves
+// it still leads by committing a barrier entry of its term after the call
+// arrived; concurrent calls share one such round. A member that is not the
+// leader returns a *NotLeaderError.
+//
+// Why a barrier and not raft's VerifyLeader: VerifyLeader counts any
+// successful reply that arrives after it starts, including replies to
+// heartbeats sent before, so a leader paused (SIGSTOP) and resumed can
+// count replies its followers sent before they elected someone else, and
+// serve a stale read (TestNode_LinearizableRead caught this with stopped
+// followers). A barrier is a new log index: only followers that accept it
+// in this term can commit it.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	if n.raft.State() != raft.Leader {
+		return 0, n.notLeader()
+	}
+	if err := n.reads.confirm(ctx); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return 0, n.notLeader()
+		}
+		return 0, err
+	}
+	return n.raft.CommitIndex(), nil
+}
+
+// WaitApplied waits until this member has applied every entry up to idx
+// (a ReadIndex), or ctx ends.
+func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
+	for {
+		applied, changed := n.fsm.appliedIndex()
+		if applied >= idx || n.onlyInvisible(applied, idx) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stop:
+			return engine.ErrClosed
+		case <-time.After(5 * time.Millisecond):
+			// Entries the FSM never sees (a new leader's no-op, barriers)
+			// move raft's applied index alone: look again.
+		}
+	}
+}
+
+// onlyInvisible reports whether every entry after applied up to idx is one
+// raft handles without the FSM (no-op, barrier) and raft has applied them:
+// the state then already reflects idx. Entries older than the log's first
+// were applied before a snapshot dropped them.
+func (n *Node) onlyInvisible(applied, idx uint64) bool {
+	if n.raft.AppliedIndex() < idx {
+		return false
+	}
+	first, err := n.logs.FirstIndex()
+	if err != nil {
+		return false
+	}
+	for i := max(applied+1, first); i <= idx; i++ {
+		var l raft.Log
+		if err := n.logs.GetLog(i, &l); err != nil {
+			return false
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return false
+		}
+	}
+	return true
+}
+
+// Linearize waits, on the leader, until a read of the store reflects every
+// write acknowledged before the call, and returns the store's revision
+// then. Followers get a *NotLeaderError: they ask the leader for a
+// ReadIndex and WaitApplied it.
+func (n *Node) Linearize(ctx context.Context) (int64, error) {
+	idx, err := n.ReadIndex(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := n.WaitApplied(ctx, idx); err != nil {
+		return 0, err
+	}
+	return n.store.Rev(), nil
+}
+
+// verifier shares leadership confirmations among concurrent reads. A read
+// joins the next round to start, never one already running (that round's
+// barrier may predate the read), so a round's success proves leadership
+// after every read it answers arrived.
+type verifier struct {
+	raft    *raft.Raft
+	mu      sync.Mutex
+	next    *round
+	running bool
+}
+
+type round struct {
+	done chan struct{}
+	err  error
+}
+
+func (v *verifier) confirm(ctx context.Context) error {
+	v.mu.Lock()
+	if v.next == nil {
+		v.next = &round{done: make(chan struct{})}
+		if !v.running {
+			v.running = true
+			go v.loop()
+		}
+	}
+	r := v.next
+	v.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (v *verifier) loop() {
+	for {
+		v.mu.Lock()
+		r := v.next
+		v.next = nil
+		if r == nil {
+			v.running = false
+			v.mu.Unlock()
+			return
+		}
+		v.mu.Unlock()
+		r.err = v.raft.Barrier(0).Error()
+		close(r.done)
+	}
+}
+
+// expireLoop has the leader propose the removal of keys whose TTL ran out;
+// every member applies it at the same point of the log.
+func (n *Node) expireLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(expireInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if n.raft.State() != raft.Leader {
+			continue
+		}
+		now := time.Now().UnixMilli()
+		if n.opts.Engine.Now != nil {
+			now = n.opts.Engine.Now().UnixMilli()
+		}
+		due := n.store.DueExpiry(now, 1000)
+		if len(due) == 0 {
+			continue
+		}
+		p := engine.Proposal{At: now, Expire: due}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := n.propose(ctx, encodeProposal(&p)); err != nil && !errors.Is(err, ErrNotLeader) {
+			n.logger.Warn("proposing expired keys failed", "err", err)
+		}
+		cancel()
+	}
+}
+
+// Member is one member of the cluster as GET /v1/cluster shows it.
+type Member struct {
+	ID       string `json:"id"`
+	APIAddr  string `json:"api_addr"`
+	RaftAddr string `json:"raft_addr"`
+	Role     string `json:"role"` // leader, follower, or nonvoter
+	Voter    bool   `json:"voter"`
+}
+
+// Members returns the cluster's members as the latest configuration this
+// member knows has them, sorted by ID.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	apis := n.fsm.memberAPIs()
+	leaderID, _ := n.Leader()
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		m := Member{ID: string(s.ID), APIAddr: apis[string(s.ID)], RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter}
+		switch {
+		case m.ID == leaderID:
+			m.Role = "leader"
+		case m.Voter:
+			m.Role = "follower"
+		default:
+			m.Role = "nonvoter"
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Join adds a member as a voter, or updates its addresses if its ID is
+// already a member; on the leader only (else a *NotLeaderError). It
+// returns once the new configuration is committed.
+func (n *Node) Join(ctx context.Context, id, raftAddr, apiAddr string) error {
+	if id == "" || raftAddr == "" {
+		return errors.New("joining needs the member's ID and raft address")
+	}
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	known := false
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id && string(s.Address) == raftAddr && s.Suffrage == raft.Voter {
+			known = true
+		}
+	}
+	if !known {
+		if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0).Error(); err != nil {
+			return n.configErr(err)
+		}
+		n.logger.Info("member added", "id", id, "raft_addr", raftAddr, "api_addr", apiAddr)
+	}
+	if apiAddr != "" && n.fsm.memberAPIs()[id] != apiAddr {
+		if _, err := n.propose(ctx, mustJSON(entry{Kind: kindMember, ID: id, API: apiAddr})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove takes a member out of the cluster, on the leader only (else a
+// *NotLeaderError). A leader removing itself steps down once the change
+// is committed. ErrUnknownMember if no member has the ID.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	if n.raft.State() != raft.Leader {
+		return n.notLeader()
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	found := false
+	for _, s := range f.Configuration().Servers {
+		found = found || string(s.ID) == id
+	}
+	if !found {
+		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+		return n.configErr(err)
+	}
+	n.logger.Info("member removed", "id", id)
+	if id != n.opts.ID {
+		// Best effort: a stale address of a member no configuration holds
+		// is never shown.
+		_, _ = n.propose(ctx, mustJSON(entry{Kind: kindForget, ID: id}))
+	}
+	return nil
+}
+
+func (n *Node) configErr(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		return n.notLeader()
+	}
+	if errors.Is(err, raft.ErrLeadershipLost) {
+		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	}
+	return err
+}
+
+// Status is a member's raft state for /v1/status, /metrics and /readyz.
+type Status struct {
+	ID            string    `json:"id"`
+	State         string    `json:"state"` // Leader, Follower, Candidate, Shutdown
+	Leader        string    `json:"leader"`
+	Term          uint64    `json:"term"`
+	CommitIndex   uint64    `json:"commit_index"`
+	AppliedIndex  uint64    `json:"applied_index"`
+	LastIndex     uint64    `json:"last_index"`
+	LeaderChanges int64     `json:"leader_changes"`
+	LastContact   time.Time `json:"last_contact"` // last time a follower heard from the leader
+	Rev           int64     `json:"rev"`
+}
+
+// Status reports the member's raft figures.
+func (n *Node) Status() Status {
+	applied, _ := n.fsm.appliedIndex()
+	leader, _ := n.Leader()
+	return Status{
+		ID:            n.opts.ID,
+		State:         n.raft.State().String(),
+		Leader:        leader,
+		Term:          n.raft.CurrentTerm(),
+		CommitIndex:   n.raft.CommitIndex(),
+		AppliedIndex:  applied,
+		LastIndex:     n.raft.LastIndex(),
+		LeaderChanges: n.changes.Load(),
+		LastContact:   n.raft.LastContact(),
+		Rev:           n.store.Rev(),
+	}
+}
+
+// Snapshot makes raft take a snapshot now (tests, and an operator who
+// wants the log trimmed).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Close stops the member: raft, the transport, the store and the log.
+// Writes in flight end with ErrOutcomeUnknown.
+func (n *Node) Close() error {
+	n.once.Do(func() {
+		close(n.stop)
+		err := n.raft.Shutdown().Error()
+		n.raft.DeregisterObserver(n.obs)
+		n.wg.Wait()
+		n.store.Close()
+		err = errors.Join(err, n.trans.Close(), n.logs.Close())
+		n.err = err
+	})
+	return n.err
+}
+
+// logWriter passes raft's log lines to slog.
+type logWriter struct{ l *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.Contains(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
+		level = slog.LevelDebug
+	}
+	w.l.Log(context.Background(), level, line)
+	return len(p), nil
+}
+
+var _ io.Writer = logWriter{}

@@ -1,0 +1,337 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist/cluster"
+)
+
+func TestNode_Replication(t *testing.T) {
+	c := mustCluster(t, 3, nil)
+	l := c.leader()
+	for i := range 50 {
+		res := c.put(fmt.Sprintf("k%02d", i), fmt.Sprint(i))
+		if res.Rev != int64(i+1) {
+			t.Fatalf("write %d got revision %d, want %d", i, res.Rev, i+1)
+		}
+		// Acknowledged means applied on the member that answered.
+		if e, err := l.node.Store().Get(fmt.Sprintf("k%02d", i)); err != nil || e.ModRev != res.Rev {
+			t.Fatalf("acknowledged write %d not applied on the leader: %+v, %v", i, e, err)
+		}
+	}
+	c.converged()
+	c.noDivergence()
+
+	t.Run("FollowerRefusesWrites", func(t *testing.T) {
+		for _, m := range c.running() {
+			if m == l {
+				continue
+			}
+			_, err := m.node.Write(context.Background(), []engine.Op{{Type: engine.OpPut, Key: "x"}}, false)
+			var nl *cluster.NotLeaderError
+			if !errors.As(err, &nl) || nl.LeaderID != l.id || nl.LeaderAPI != l.opts.APIAddr {
+				t.Errorf("write on follower %s = %v, want NotLeaderError naming %s at %s", m.id, err, l.id, l.opts.APIAddr)
+			}
+			if _, err := m.node.Store().Put("x", "1"); !errors.Is(err, engine.ErrReplicated) {
+				t.Errorf("direct store write on %s = %v, want ErrReplicated", m.id, err)
+			}
+		}
+	})
+	t.Run("ConditionsAtApply", func(t *testing.T) {
+		ctx := context.Background()
+		_, err := l.node.Write(ctx, []engine.Op{{Type: engine.OpPut, Key: "k00", Value: "v", IfRev: engine.Absent}}, false)
+		var ce *engine.ConditionError
+		if !errors.As(err, &ce) || ce.Have != 1 {
+			t.Fatalf("conditional write on an existing key = %v, want a ConditionError with revision 1", err)
+		}
+		before := l.node.Store().Rev()
+		if _, err := l.node.Write(ctx, []engine.Op{{Type: engine.OpPut, Key: "k00", Value: "v", IfRev: 1}}, false); err != nil {
+			t.Fatal(err)
+		}
+		if l.node.Store().Rev() != before+1 {
+			t.Fatalf("a failed condition took a revision: %d then %d", before, l.node.Store().Rev())
+		}
+		c.converged()
+	})
+	t.Run("Members", func(t *testing.T) {
+		// Addresses are log entries: a follower may lag a moment.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ms, err := c.member("n2").node.Members()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var bad []string
+			for _, m := range ms {
+				want := c.member(m.ID)
+				if m.RaftAddr != want.addr || !m.Voter || (m.Role == "leader") != (m.ID == l.id) || m.APIAddr != want.opts.APIAddr {
+					bad = append(bad, fmt.Sprintf("%+v", m))
+				}
+			}
+			if len(ms) == 3 && bad == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Members = %+v; wrong: %v", ms, bad)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// TestNode_PeerTLS runs a cluster whose raft traffic is mutual TLS.
+func TestNode_PeerTLS(t *testing.T) {
+	certs := cluster.MakeCerts(t, "n1", "n2", "n3")
+	c := mustCluster(t, 3, func(o *cluster.Options) { o.PeerTLS = certs[o.ID] })
+	c.put("a", "1")
+	c.converged()
+	if _, err := cluster.Open(cluster.Options{ID: "x", RaftAddr: "0.0.0.0:0", Dir: t.TempDir()}); err == nil {
+		t.Error("a member on a wildcard address started")
+	}
+	if _, err := cluster.Open(cluster.Options{ID: "x", RaftAddr: "192.0.2.1:0", Dir: t.TempDir()}); !errors.Is(err, cluster.ErrPlainBeyondLoopback) {
+		t.Errorf("plain raft beyond loopback = %v, want ErrPlainBeyondLoopback", err)
+	}
+}
+
+func TestNode_TTL(t *testing.T) {
+	c := mustCluster(t, 3, nil)
+	l := c.leader()
+	ctx := context.Background()
+	if _, err := l.node.Write(ctx, []engine.Op{{Type: engine.OpPut, Key: "t", Value: "v", TTL: 50 * time.Millisecond}}, false); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.node.Store().Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the expired key was never removed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.converged()
+	c.noDivergence() // the expire change has the same revision everywhere
+}
+
+// TestNode_QuorumAndFailover: a write is acknowledged with one follower
+// down, not with both; when the leader dies another takes over with every
+// acknowledged write, and the old leader catches up when it returns.
+func TestNode_QuorumAndFailover(t *testing.T) {
+	c := mustCluster(t, 3, nil)
+	for i := range 20 {
+		c.put(fmt.Sprint("a", i), "1")
+	}
+	l := c.leader()
+	var followers []*member
+	for _, m := range c.running() {
+		if m != l {
+			followers = append(followers, m)
+		}
+	}
+	followers[0].stop()
+	c.put("one-down", "1") // a majority (2 of 3) still answers
+
+	followers[1].stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err := l.node.Write(ctx, []engine.Op{{Type: engine.OpPut, Key: "no-quorum", Value: "1"}}, false)
+	cancel()
+	if err == nil {
+		t.Fatal("a write was acknowledged without a quorum")
+	}
+	if !errors.Is(err, cluster.ErrOutcomeUnknown) && !errors.Is(err, cluster.ErrNotLeader) {
+		t.Fatalf("write without quorum = %v, want ErrOutcomeUnknown or ErrNotLeader", err)
+	}
+	c.start(followers[0])
+	c.start(followers[1])
+	c.converged()
+
+	// Kill the leader: a new one is elected with every acknowledged write.
+	old := c.leader()
+	old.stop()
+	nl := c.leader()
+	if nl == old {
+		t.Fatal("the stopped leader still leads")
+	}
+	for i := range 20 {
+		if _, err := nl.node.Store().Get(fmt.Sprint("a", i)); err != nil {
+			t.Fatalf("acknowledged write a%d lost after failover: %v", i, err)
+		}
+	}
+	c.put("after-failover", "1")
+	c.start(old)
+	c.converged()
+	c.noDivergence()
+}
+
+// TestNode_Snapshots: members restart from raft snapshots (in persist's
+// format) plus the log after them, and a member joining late is brought up
+// to date by a snapshot.
+func TestNode_Snapshots(t *testing.T) {
+	small := func(o *cluster.Options) { o.SnapshotThreshold, o.TrailingLogs = 20, 5 }
+	c := mustCluster(t, 3, small)
+	for i := range 100 {
+		c.put(fmt.Sprint("s", i), fmt.Sprint(i))
+	}
+	for _, m := range c.running() {
+		if err := m.node.Snapshot(); err != nil {
+			t.Fatalf("snapshot on %s: %v", m.id, err)
+		}
+	}
+	for i := range 10 {
+		c.put(fmt.Sprint("after", i), "x") // in the log after the snapshot
+	}
+	c.converged()
+
+	// A restart loads the snapshot and replays the rest of the log.
+	m := c.member("n2")
+	m.stop()
+	c.start(m)
+	c.converged()
+
+	// A new member, far behind trimmed logs, installs a snapshot.
+	n4 := c.add("n4", false, small)
+	c.converged()
+	if _, err := n4.node.Store().Watch(1, ""); !errors.Is(err, engine.ErrCompacted) {
+		t.Errorf("a member built from a snapshot offers history from revision 1: %v", err)
+	}
+	if ms, _ := n4.node.Members(); len(ms) != 4 {
+		t.Errorf("the new member sees %d members, want 4", len(ms))
+	}
+}
+
+// TestNode_Membership removes a member under load and adds one back.
+func TestNode_Membership(t *testing.T) {
+	c := mustCluster(t, 3, nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var acked sync.Map
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, m := range c.runningNodes() {
+				if !m.IsLeader() {
+					continue
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				k := fmt.Sprint("load", i)
+				if _, err := m.Write(ctx, []engine.Op{{Type: engine.OpPut, Key: k, Value: "v"}}, false); err == nil {
+					acked.Store(k, true)
+				}
+				cancel()
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	l := c.leader()
+	var victim *member
+	for _, m := range c.running() {
+		if m != l {
+			victim = m
+		}
+	}
+	ctx := context.Background()
+	if err := c.member("n1").node.Remove(ctx, victim.id); err != nil && !errors.Is(err, cluster.ErrNotLeader) {
+		t.Fatal(err)
+	}
+	if err := c.leader().node.Remove(ctx, victim.id); err != nil && !errors.Is(err, cluster.ErrUnknownMember) {
+		t.Fatalf("remove %s: %v", victim.id, err)
+	}
+	if err := c.leader().node.Remove(ctx, "nobody"); !errors.Is(err, cluster.ErrUnknownMember) {
+		t.Errorf("remove of an unknown member = %v, want ErrUnknownMember", err)
+	}
+	victim.stop()
+	time.Sleep(200 * time.Millisecond)
+	if ms, _ := c.leader().node.Members(); len(ms) != 2 {
+		t.Fatalf("after removal %d members, want 2", len(ms))
+	}
+	c.add("n5", false, nil)
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	c.converged()
+	c.noDivergence()
+	l = c.leader()
+	n := 0
+	acked.Range(func(k, _ any) bool {
+		n++
+		if _, err := l.node.Store().Get(k.(string)); err != nil {
+			t.Errorf("acknowledged write %s lost: %v", k, err)
+		}
+		return true
+	})
+	if n == 0 {
+		t.Fatal("no write was acknowledged under load")
+	}
+	if ms, _ := l.node.Members(); len(ms) != 3 {
+		t.Fatalf("after adding n5 %d members, want 3", len(ms))
+	}
+}
+
+// TestNode_LinearizableRead: a follower reading at the leader's read index
+// sees every write acknowledged before it asked.
+func TestNode_LinearizableRead(t *testing.T) {
+	c := mustCluster(t, 3, nil)
+	l := c.leader()
+	var f *member
+	for _, m := range c.running() {
+		if m != l {
+			f = m
+		}
+	}
+	ctx := context.Background()
+	if _, err := f.node.ReadIndex(ctx); !errors.Is(err, cluster.ErrNotLeader) {
+		t.Fatalf("ReadIndex on a follower = %v, want ErrNotLeader", err)
+	}
+	for i := range 30 {
+		res := c.put("r", fmt.Sprint(i))
+		idx, err := l.node.ReadIndex(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.node.WaitApplied(ctx, idx); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := f.node.Store().Get("r"); err != nil || e.ModRev < res.Rev {
+			t.Fatalf("follower read after the read index: %+v, %v; want revision >= %d", e, err, res.Rev)
+		}
+	}
+	// Many concurrent reads share confirmation rounds and all succeed.
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := l.node.Linearize(ctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// A leader cut off from its followers cannot confirm it leads.
+	for _, m := range c.running() {
+		if m != l {
+			m.stop()
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if rev, err := l.node.Linearize(rctx); err == nil {
+		t.Fatalf("an isolated leader served a linearizable read at %d: %+v", rev, l.node.Status())
+	}
+}
