@@ -21,9 +21,8 @@ var ErrPlainBeyondLoopback = errors.New("raft traffic beyond loopback needs peer
 // must be on loopback: plain TCP is only for a cluster on one machine.
 type streamLayer struct {
 	net.Listener
-	tls     *tls.Config // nil: plain TCP, loopback only
-	advert  net.Addr
-	timeout time.Duration
+	tls    *tls.Config // nil: plain TCP, loopback only
+	advert net.Addr
 }
 
 // newStreamLayer listens on bind. With tlsConf, connections in both
