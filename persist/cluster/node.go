@@ -82,8 +82,11 @@ func (e *NotLeaderError) Unwrap() []error {
 type Options struct {
 	ID       string // this member's ID, unique in the cluster and fixed for life
 	RaftAddr string // host:port raft listens on and peers dial; port 0 picks one
-	APIAddr  string // this member's HTTP API base URL, told to the others
-	Dir      string // data folder: raft.db (log and votes) and snapshots/
+	// RaftAdvertise, when set, is the host:port peers dial instead of
+	// RaftAddr (a port forwarder or NAT between them).
+	RaftAdvertise string
+	APIAddr       string // this member's HTTP API base URL, told to the others
+	Dir           string // data folder: raft.db (log and votes) and snapshots/
 	// PeerTLS, when set, makes raft traffic mutual TLS: its Certificates
 	// are presented, and peers must show a certificate signed by RootCAs
 	// (ClientCAs defaults to RootCAs). Without it RaftAddr and every peer
@@ -192,7 +195,7 @@ func Open(opts Options) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open raft snapshots: %w", err))
 	}
-	stream, err := newStreamLayer(opts.RaftAddr, opts.PeerTLS)
+	stream, err := newStreamLayer(opts.RaftAddr, opts.RaftAdvertise, opts.PeerTLS)
 	if err != nil {
 		return fail(err)
 	}
