@@ -1263,17 +1263,31 @@
     state.open = key;
     el.detail.hidden = false;
     el.detailKey.textContent = key;
-    const pretty = asJSON(e.value);
-    el.detailValue.textContent = pretty !== null ? pretty : (e.value === '' ? '(empty)' : e.value);
-    el.detailValue.classList.toggle('empty-value', e.value === '');
-    el.detailFormat.textContent = pretty !== null ? 'JSON, shown formatted' : `Text, ${sizeText(utf8.encode(e.value).length)}`;
-    el.detailValue.dataset.raw = e.value;
-    el.copyStatus.textContent = '';
+    showDetailValue(e.value);
     for (const r of rows()) r.classList.toggle('open', r.dataset.key === key);
     showStatus(`Opened “${key}” (revision ${e.mod_rev}). Change it and press Put.`);
     await loadHistory();
     (focusValue ? el.value : el.detail).scrollIntoView({ block: 'nearest' });
     if (focusValue) el.value.focus();
+  }
+
+  // showDetailValue shows the opened key's value in the panel: JSON
+  // pretty-printed, text as it is; null says the key is gone.
+  function showDetailValue(value) {
+    el.copyStatus.textContent = '';
+    el.copyValue.hidden = value === null;
+    if (value === null) {
+      el.detailValue.textContent = 'This key no longer exists.';
+      el.detailValue.classList.add('empty-value');
+      el.detailFormat.textContent = 'Deleted';
+      el.detailValue.dataset.raw = '';
+      return;
+    }
+    const pretty = asJSON(value);
+    el.detailValue.textContent = pretty !== null ? pretty : (value === '' ? '(empty)' : value);
+    el.detailValue.classList.toggle('empty-value', value === '');
+    el.detailFormat.textContent = pretty !== null ? 'JSON, shown formatted' : `Text, ${sizeText(utf8.encode(value).length)}`;
+    el.detailValue.dataset.raw = value;
   }
 
   function closeDetail() {
@@ -1336,6 +1350,7 @@
         const items = off.db ? off.db.history(key, 100) : [];
         if (seq !== historySeq) return;
         el.historyList.replaceChildren(...items.map((c) => historyItem(c, true)));
+        if (items.length > 0) showDetailValue(items[0].type === 'put' ? (items[0].value || '') : null);
         el.historyNote.textContent = items.length
           ? 'Offline: the changes made in this browser since the copy was last brought up to date, newest first.'
           : 'Offline: no change of this key was made in this browser since the copy was last brought up to date.';
@@ -1347,6 +1362,9 @@
       const h = await resp.json();
       if (seq !== historySeq || state.open !== key) return;
       el.historyList.replaceChildren(...h.changes.map((c) => historyItem(c, false)));
+      // The newest change is the value now: a change made elsewhere shows
+      // in the panel (the form is left as the person is editing it).
+      if (h.changes.length > 0) showDetailValue(h.changes[0].type === 'put' ? (h.changes[0].value || '') : null);
       const older = h.from > 0 ? `Older changes than revision ${h.from + 1} are no longer kept by the server.` : 'Every change since the server started is here.';
       el.historyNote.textContent = h.changes.length
         ? `${plural(h.changes.length, 'change')}, newest first. ${h.more ? 'Older ones are not shown.' : older}`
