@@ -41,6 +41,15 @@ type Journal interface {
 	Append(cmds []Command) error
 }
 
+// GroupDelayer is a Journal whose Append waits for a sync (an fsync)
+// that writers can share. CommitDelay returns how long the committer may
+// hold a group open for more writers to join it: the journal's recent sync
+// latency, or 0 when Append does not wait for a sync (waiting would then
+// only add latency). See commitLoop for how it is used.
+type GroupDelayer interface {
+	CommitDelay() time.Duration
+}
+
 // Options configure a Store. The zero value gives the defaults.
 type Options struct {
 	MaxKeyBytes   int // longest key in bytes (default 1 KiB)

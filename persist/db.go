@@ -263,6 +263,9 @@ func (db *DB) recover() error {
 // journal hands the store's writes to the log opened during recovery.
 type journal struct{ db *DB }
 
+// CommitDelay passes on the log's (engine.GroupDelayer).
+func (j journal) CommitDelay() time.Duration { return j.db.log.CommitDelay() }
+
 func (j journal) Append(cmds []engine.Command) error {
 	if err := j.db.log.Append(cmds); err != nil {
 		return err
