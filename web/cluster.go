@@ -460,4 +460,14 @@ func (d clusterDB) Import(r io.Reader) (persist.ImportResult, error) {
 	})
 }
 
-func (d clusterDB) Err() error { return nil }
+// Err is why the member is not ready: no leader, or not caught up; /readyz
+// answers 503 with it.
+func (d clusterDB) Err() error {
+	if err := d.node.Ready(); err != nil {
+		if errors.Is(err, cluster.ErrNoLeader) {
+			return err
+		}
+		return errStatus(http.StatusServiceUnavailable, "This member is %v.", err)
+	}
+	return nil
+}
