@@ -165,6 +165,14 @@ func TestDashboard_DeleteUndo(t *testing.T) {
 		t.Errorf("Undo still offered after use: %v", err)
 	}
 	expectRow(t, page, "kept", "v", pageTimeout)
+
+	// The form's Delete offers Undo too.
+	deleteForm(t, page, "kept")
+	expectNoRow(t, page, "kept", pageTimeout)
+	expectText(t, page, "undo", regexp.MustCompile(`Deleted “kept” at revision \d+\.`))
+	click(t, page, "Undo")
+	expectRow(t, page, "kept", "v", pageTimeout)
+	expectServer(t, srv, "kept", "v")
 }
 
 // TestDashboard_ValuesShown: an empty value reads "(empty)"; a value meant

@@ -499,7 +499,16 @@
     e.preventDefault();
     write('put');
   });
-  el.del.addEventListener('click', () => write('delete'));
+  // The form's Delete, like a row's, acts at once and offers Undo.
+  el.del.addEventListener('click', () => {
+    const key = el.key.value;
+    if (key === '') {
+      showError('Enter a key.');
+      el.key.focus();
+      return;
+    }
+    deleteRow(key);
+  });
 
   // ---- search and paging.
   // go shows the page after the cursor (back: the cursors of the pages
@@ -1403,14 +1412,20 @@
     openKey(e.target.dataset.key, false);
   });
 
-  // deleteRow deletes a key at once and offers Undo for a few seconds:
-  // the value, TTL left and all are put back if the key is still absent.
+  // deleteRow deletes a key at once (if it is still the value read, by
+  // If-Match) and offers Undo for a few seconds: the value, TTL left and
+  // all are put back if the key is still absent. A server that cannot be
+  // reached sends the delete to the offline copy, as the form's writes do.
   let undoTimer = 0;
   async function deleteRow(key) {
     let e;
     try {
       e = await readEntry(key);
     } catch (err) {
+      if (err instanceof TypeError && off.mode === 'online' && off.db) {
+        goOffline('unreachable');
+        return deleteRow(key);
+      }
       showError(`Could not delete “${key}”: ${err.message}`);
       return;
     }
@@ -1418,6 +1433,7 @@
       showError(`The key “${key}” does not exist, so there is nothing to delete.`);
       return;
     }
+    let done;
     if (off.mode === 'offline') {
       try {
         await off.db.delete(key, { ifRev: e.mod_rev });
@@ -1425,6 +1441,7 @@
         showError(localErrorText(err, key));
         return;
       }
+      done = `Deleted “${key}” in the offline copy; it is sent when the server is back.`;
       updateBadge();
       renderLocal();
     } else {
@@ -1437,7 +1454,12 @@
         const body = await resp.json();
         if (body.rev > state.rev) state.removed.set(key, body.rev);
         removeRow(key, body.rev);
+        done = `Deleted “${key}” at revision ${body.rev}.`;
       } catch (_) {
+        if (off.db) {
+          goOffline('unreachable');
+          return deleteRow(key);
+        }
         showError('Could not reach the server, so nothing was deleted.');
         return;
       }
@@ -1445,7 +1467,7 @@
     if (state.open === key) closeDetail();
     showStatus('');
     clearTimeout(undoTimer);
-    el.undoText.textContent = `Deleted “${key}”.`;
+    el.undoText.textContent = done;
     el.undo.hidden = false;
     el.undoBtn.onclick = () => undoDelete(e);
     undoTimer = setTimeout(() => { el.undo.hidden = true; }, UNDO_MS);
