@@ -54,7 +54,7 @@ FUZZ_TARGETS ?= persist/codec:FuzzDecodeRecord persist/codec:FuzzReadSnapshot pe
 FUZZTIME     ?= 50000x
 
 .PHONY: all build wasm run deps deps-chromium deps-driver check fmt-check vet staticcheck generate generate-check test-go \
-	test test-e2e test-wasm fuzz mutants bench bench-http swaggerui soak clean distclean
+	test test-e2e test-wasm fuzz mutants bench bench-http bench-peers bench-peers-deps swaggerui soak clean distclean
 
 # The default goal builds the server.
 all: build
@@ -188,9 +188,29 @@ fuzz:
 mutants:
 	$(GO) test -tags mutants -count=1 -timeout 15m -run '^TestMutants$$' ./persist/
 
-# bench runs every benchmark once, with allocation counts.
-bench: deps build
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./...
+# bench runs every benchmark once, with allocation counts, then the
+# interleaved comparison with the peers (bench-peers).
+bench: deps build bench-peers-deps
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -skip='^BenchmarkPeers$$' ./...
+	@$(MAKE) --no-print-directory bench-peers
+
+# bench-peers-deps installs the comparison's peers and load generator from
+# Debian unless they are there: Redis, webdis in front of it, wrk, and
+# perf (which counts both stores' fsync calls).
+bench-peers-deps:
+	@command -v redis-server >/dev/null && command -v webdis >/dev/null && \
+	command -v wrk >/dev/null && command -v perf >/dev/null || { \
+		echo "installing redis-server webdis wrk linux-perf with apt-get"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server webdis wrk linux-perf; \
+	}
+
+# bench-peers runs issue 12's comparison (e2e/peers_bench_test.go): PyKV,
+# webdis+Redis (appendfsync always) and a bare net/http handler, all up at
+# once, driven in turn by wrk -t1 -c32 over PYKV_PEERS_ROUNDS rounds
+# (default 5) of PYKV_PEERS_SECONDS (default 4) per side.
+bench-peers: build bench-peers-deps
+	$(GO) test -run='^$$' -bench='^BenchmarkPeers$$' -benchtime=1x -count=1 -timeout 20m ./e2e/
 
 # bench-http runs only the HTTP benchmarks of issue 3 (32 connections, 10k keys,
 # 100-byte values; a constant-answer server first as the baseline), each for a

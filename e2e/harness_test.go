@@ -268,7 +268,8 @@ type process struct {
 // directory and returns once GET /healthz answers 200. The server is stopped
 // when the test ends; if the test failed, its log is copied to e2e/artifacts.
 // It fails the test if bin/pykv is missing or the server does not come up.
-func startServer(tb testing.TB) *server {
+// args are extra flags for `pykv serve`.
+func startServer(tb testing.TB, args ...string) *server {
 	tb.Helper()
 	bin := filepath.Join(repoRoot, serverBinary)
 	if fi, err := os.Stat(bin); err != nil || fi.IsDir() {
@@ -282,6 +283,7 @@ func startServer(tb testing.TB) *server {
 		Addr:    addr,
 		DataDir: dataDir,
 		LogPath: filepath.Join(logDir, "server.log"),
+		Args:    args,
 		tb:      tb,
 		bin:     bin,
 	}

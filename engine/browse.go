@@ -79,13 +79,19 @@ func (s *Store) Folders(prefix, after string, limit, maxSteps int) (folders []Fo
 	defer s.mu.RUnlock()
 	rev = s.rev
 	pos := prefix
-	if after != "" && after > prefix {
-		// Past every key of the folder (or key) after names.
+	switch {
+	case after == "" || after < prefix:
+	case strings.HasSuffix(after, "/") && after != prefix:
+		// after is a folder: go past every key in it.
 		end, ok := prefixEnd(after)
 		if !ok {
 			return nil, false, "", rev
 		}
 		pos = end
+	default:
+		// after is a loose key where the steps ran out: go on right after
+		// it (a folder after+"/…" may still follow).
+		pos = after + "\x00"
 	}
 	steps := 0
 	for {

@@ -75,38 +75,43 @@ func TestStore_DeletePrefix(t *testing.T) {
 // prefix is atomic: afterwards every key under it either was written after
 // the delete's revision, or does not exist.
 func TestStore_DeletePrefixConcurrent(t *testing.T) {
-	modes(t, func(t *testing.T, opts engine.Options) {
-		s := mustNew(t, opts)
-		var wg sync.WaitGroup
-		for g := range 4 {
-			wg.Go(func() {
-				for i := range 200 {
-					if _, err := s.Put(fmt.Sprintf("p/%d/%d", g, i), "v"); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			})
-		}
-		var rev int64
+	t.Run("InlineCommit", func(t *testing.T) {
+		testDeletePrefixConcurrent(t, engine.Options{Journal: &memJournal{}, InlineCommit: true})
+	})
+	modes(t, testDeletePrefixConcurrent)
+}
+
+func testDeletePrefixConcurrent(t *testing.T, opts engine.Options) {
+	s := mustNew(t, opts)
+	var wg sync.WaitGroup
+	for g := range 4 {
 		wg.Go(func() {
-			for range 20 {
-				r, _, err := s.DeletePrefix("p/")
-				if err != nil {
+			for i := range 200 {
+				if _, err := s.Put(fmt.Sprintf("p/%d/%d", g, i), "v"); err != nil {
 					t.Error(err)
 					return
 				}
-				rev = r
 			}
 		})
-		wg.Wait()
-		left, _ := s.List("p/", "", 0)
-		for _, e := range left {
-			if e.ModRev <= rev {
-				t.Fatalf("%s written at %d survived the prefix delete at %d", e.Key, e.ModRev, rev)
+	}
+	var rev int64
+	wg.Go(func() {
+		for range 20 {
+			r, _, err := s.DeletePrefix("p/")
+			if err != nil {
+				t.Error(err)
+				return
 			}
+			rev = r
 		}
 	})
+	wg.Wait()
+	left, _ := s.List("p/", "", 0)
+	for _, e := range left {
+		if e.ModRev <= rev {
+			t.Fatalf("%s written at %d survived the prefix delete at %d", e.Key, e.ModRev, rev)
+		}
+	}
 }
 
 func TestStore_DeletePrefixInTxnGroup(t *testing.T) {
@@ -206,16 +211,36 @@ func TestStore_FoldersStepBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Put("zz/1", "v"); err != nil {
-		t.Fatal(err)
+	for _, k := range []string{"zz/1", "flat050/inside", "flat0500"} {
+		if _, err := s.Put(k, "v"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fs, more, next, _ := s.Folders("", "", 10, 50)
 	if len(fs) != 0 || !more || next != "flat050" {
 		t.Fatalf("Folders with 50 steps = %v, more %v, next %q; want none, more, next flat050", fs, more, next)
 	}
+	// Resuming after the loose key flat050 must still find the folder
+	// flat050/ right after it.
 	fs, more, _, _ = s.Folders("", next, 10, 100)
-	if len(fs) != 1 || fs[0] != (engine.Folder{Name: "zz/", Keys: 1}) || more {
-		t.Fatalf("Folders after flat050 = %v, more %v; want [zz/ 1], no more", fs, more)
+	want := []engine.Folder{{Name: "flat050/", Keys: 1}, {Name: "zz/", Keys: 1}}
+	if !slices.Equal(fs, want) || more {
+		t.Fatalf("Folders after flat050 = %v, more %v; want %v, no more", fs, more, want)
+	}
+	// A key equal to the prefix is a loose key too; resuming after it moves on.
+	if _, err := s.Put("zz/", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put("zz/a/1", "v"); err != nil {
+		t.Fatal(err)
+	}
+	fs, more, next, _ = s.Folders("zz/", "", 10, 1)
+	if len(fs) != 0 || !more || next != "zz/1" {
+		t.Fatalf("Folders(zz/) with 1 step = %v, more %v, next %q; want none, more, next zz/1", fs, more, next)
+	}
+	fs, _, _, _ = s.Folders("zz/", "zz/", 10, 0)
+	if len(fs) != 1 || fs[0].Name != "zz/a/" {
+		t.Fatalf("Folders(zz/) after zz/ = %v; want [zz/a/]", fs)
 	}
 }
 

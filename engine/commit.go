@@ -36,29 +36,81 @@ func (s *Store) submit(r *request) error {
 // in order against the state they will meet, hands the group to the journal
 // in one Append (one fsync for all: group commit), then applies them and
 // answers their writers. Writes arriving meanwhile form the next group.
+//
+// Groups formed only from the writes already waiting stay small when a
+// sync is shorter than the time writers take to come back: the writers
+// just answered are still sending their answers and reading their next
+// requests when the committer looks, so it syncs a few writes while the
+// rest arrive a moment later, and each of those syncs costs CPU. So, when
+// the journal is a GroupDelayer with a delay, the committer holds a group
+// open for the writers it knows are active: those it answered last time
+// plus those that were waiting when it came back. It commits as soon as
+// that many have joined, or once the journal's recent sync latency has
+// passed since it came back, whichever is first (PostgreSQL's commit_delay
+// and commit_siblings, with the delay taken from the disk rather than
+// configured). A lone writer never waits; a writer waits at most one sync
+// latency longer than it would have, and the CPU that serves the returning
+// writers keeps working while it does. Waiting gives way to Close at once.
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
+	delayer, _ := s.opts.Journal.(GroupDelayer)
+	var timer *time.Timer
 	group := make([]*request, 0, 64)
+	answered := 0 // writers in the last group: likely to come back
 	for {
-		var r *request
-		select {
-		case r = <-s.reqs:
-		case <-s.stop:
-			s.drain()
-			return
+		var cameBack time.Time
+		if delayer != nil {
+			cameBack = time.Now()
 		}
-		group = append(group[:0], r)
-	gather:
-		for len(group) < maxGroup {
+		group = s.take(group[:0])
+		waiting := len(group)
+		if waiting == 0 {
 			select {
-			case r = <-s.reqs:
-				group = append(group, r)
-			default:
-				break gather
+			case r := <-s.reqs:
+				group = s.take(append(group, r))
+			case <-s.stop:
+				s.drain()
+				return
+			}
+		}
+		if active := min(answered+waiting, maxGroup); active > 1 && len(group) < active && delayer != nil {
+			if wait := delayer.CommitDelay() - time.Since(cameBack); wait > 0 {
+				if timer == nil {
+					timer = time.NewTimer(wait)
+				} else {
+					timer.Reset(wait)
+				}
+			hold:
+				for len(group) < active {
+					select {
+					case r := <-s.reqs:
+						group = s.take(append(group, r))
+					case <-timer.C:
+						break hold
+					case <-s.stop:
+						break hold // commit what is held; the next turn closes
+					}
+				}
+				timer.Stop()
 			}
 		}
 		s.commit(group)
+		answered = len(group)
 	}
+}
+
+// take appends to group the writes waiting now, without blocking, up to
+// maxGroup in all.
+func (s *Store) take(group []*request) []*request {
+	for len(group) < maxGroup {
+		select {
+		case r := <-s.reqs:
+			group = append(group, r)
+		default:
+			return group
+		}
+	}
+	return group
 }
 
 // drain answers writes still queued when the store closes.

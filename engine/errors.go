@@ -22,6 +22,10 @@ var (
 	// ErrBadTTL: a TTL or expiry time must not be negative (zero means no
 	// expiry), and an operation takes one or the other, not both.
 	ErrBadTTL = errors.New("ttl must not be negative")
+	// ErrTTLTooLong: a TTL is longer than MaxTTL. Refused rather than
+	// clamped: now plus a TTL near the largest Duration overflows, and the
+	// key would expire at once.
+	ErrTTLTooLong = errors.New("ttl longer than 100 years")
 	// ErrBadOp: an operation type other than put or delete was asked for.
 	ErrBadOp = errors.New("unknown operation")
 	// ErrEmptyTxn: a transaction must hold at least one operation.

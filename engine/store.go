@@ -26,6 +26,11 @@ const (
 	expireBatch = 1000
 )
 
+// MaxTTL is the longest time to live a put may ask for: 100 years (365-day
+// years). Unix milliseconds of now plus MaxTTL stay far below the int64
+// limit, so an expiry time can never wrap around to the past.
+const MaxTTL = 100 * 365 * 24 * time.Hour
+
 // Journal records commands before the store applies them; persist.Log is
 // the implementation that writes them to disk.
 type Journal interface {
@@ -34,6 +39,15 @@ type Journal interface {
 	// When it returns an error none of cmds may be recorded: the store
 	// applies none of them and answers their writers with that error.
 	Append(cmds []Command) error
+}
+
+// GroupDelayer is a Journal whose Append waits for a sync (an fsync)
+// that writers can share. CommitDelay returns how long the committer may
+// hold a group open for more writers to join it: the journal's recent sync
+// latency, or 0 when Append does not wait for a sync (waiting would then
+// only add latency). See commitLoop for how it is used.
+type GroupDelayer interface {
+	CommitDelay() time.Duration
 }
 
 // Options configure a Store. The zero value gives the defaults.
@@ -265,7 +279,7 @@ type Op struct {
 	Type  ChangeType // OpPut or OpDelete
 	Key   string
 	Value string        // puts only
-	TTL   time.Duration // puts only; 0 means no expiry
+	TTL   time.Duration // puts only; 0 means no expiry; at most MaxTTL
 	// ExpiresAt, for puts instead of TTL, is an absolute expiry time in
 	// Unix milliseconds (an import keeps the times it was given).
 	ExpiresAt int64
@@ -527,6 +541,8 @@ func (s *Store) validate(i int, op *Op) error {
 		err = ErrInvalidUTF8
 	case op.TTL < 0 || op.ExpiresAt < 0 || (op.TTL != 0 && op.ExpiresAt != 0):
 		err = ErrBadTTL
+	case op.TTL > MaxTTL:
+		err = ErrTTLTooLong
 	default:
 		return nil
 	}

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -442,4 +443,20 @@ func TestStore_Concurrent(t *testing.T) {
 			t.Fatalf("Rev = %d, want %d", s.Rev(), workers*each)
 		}
 	})
+}
+
+// TestStore_TTLCap: a TTL beyond MaxTTL is refused, not turned into an
+// expiry time that wrapped around to the past.
+func TestStore_TTLCap(t *testing.T) {
+	s := engine.New(engine.Options{})
+	defer s.Close()
+	for _, ttl := range []time.Duration{engine.MaxTTL + time.Millisecond, math.MaxInt64} {
+		if _, err := s.Do(engine.Op{Type: engine.OpPut, Key: "k", Value: "v", TTL: ttl}); !errors.Is(err, engine.ErrTTLTooLong) {
+			t.Errorf("put with TTL %v: err %v, want ErrTTLTooLong", ttl, err)
+		}
+	}
+	e, err := s.Do(engine.Op{Type: engine.OpPut, Key: "k", Value: "v", TTL: engine.MaxTTL})
+	if err != nil || e.ExpiresAt <= time.Now().UnixMilli() {
+		t.Fatalf("put with TTL MaxTTL: %+v, %v; want an expiry in the future", e, err)
+	}
 }

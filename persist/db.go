@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,12 +47,19 @@ type Options struct {
 
 // Recovery describes what Open found and did.
 type Recovery struct {
-	SnapshotRev     int64         `json:"snapshot_rev"`
-	SnapshotEntries int           `json:"snapshot_entries"`
-	LogRecords      int           `json:"log_records"`
-	TruncatedBytes  int64         `json:"truncated_bytes"`
-	Warning         string        `json:"warning,omitempty"`
-	Duration        time.Duration `json:"duration_ns"`
+	SnapshotRev     int64 `json:"snapshot_rev"`
+	SnapshotEntries int   `json:"snapshot_entries"`
+	LogRecords      int   `json:"log_records"`
+	TruncatedBytes  int64 `json:"truncated_bytes"`
+	// KeptTail is the file holding the bytes cut off the log's end, kept
+	// beside it in the data folder (PyKV never deletes it).
+	KeptTail string `json:"kept_tail,omitempty"`
+	// PossibleCorruption is set when the cut record was a complete line
+	// that failed its checks: a crash during a write leaves a line without
+	// its end, so a whole line that fails points at the disk instead.
+	PossibleCorruption bool          `json:"possible_corruption,omitempty"`
+	Warning            string        `json:"warning,omitempty"`
+	Duration           time.Duration `json:"duration_ns"`
 }
 
 // Status is a DB's state for /v1/status and /metrics.
@@ -66,7 +74,11 @@ type Status struct {
 	Compactions   int64    `json:"compactions"`
 	Fsyncs        int64    `json:"fsyncs"`
 	Failed        string   `json:"failed,omitempty"`
-	Recovery      Recovery `json:"recovery"`
+	// KeptTails names the files of log bytes a recovery cut off, still in
+	// the data folder: each needs an operator's look (and removal, which
+	// ends its mention here).
+	KeptTails []string `json:"kept_tails,omitempty"`
+	Recovery  Recovery `json:"recovery"`
 }
 
 // DB is a store kept in a data folder: a snapshot plus a log, recovered on
@@ -94,8 +106,10 @@ type DB struct {
 }
 
 // Open opens the data folder dir, creating it if needed, and recovers the
-// store: the snapshot, then the log. A torn last record (a crash during a
-// write) is cut off with a warning in the Recovery report. Anything else that
+// store: the snapshot, then the log. A damaged last record (torn by a crash
+// during a write, or a whole line that fails its checks, reported as
+// possible corruption) is cut off with a warning in the Recovery report;
+// its bytes are kept in a file beside the log (see Status.KeptTails). Anything else that
 // fails its checks is refused with a *CorruptError naming the file and
 // offset, and nothing on disk is changed. Another process holding the folder
 // gives ErrLocked.
@@ -250,6 +264,9 @@ func (db *DB) recover() error {
 // journal hands the store's writes to the log opened during recovery.
 type journal struct{ db *DB }
 
+// CommitDelay passes on the log's (engine.GroupDelayer).
+func (j journal) CommitDelay() time.Duration { return j.db.log.CommitDelay() }
+
 func (j journal) Append(cmds []engine.Command) error {
 	if err := j.db.log.Append(cmds); err != nil {
 		return err
@@ -314,16 +331,30 @@ func (db *DB) replay(l *engine.Loader, name string, first int64, last bool) (int
 			cmd, err = codec.DecodeRecord(line)
 		}
 		if err != nil {
+			whole := line[len(line)-1] == '\n'
 			if last && !db.anyValidAfter(lr) {
-				// A torn tail: a crash cut the last write short.
+				// The end of the log: a crash cut the last write short
+				// (torn), or, for a whole line, the disk changed it. Either
+				// way the bytes are cut so the store opens, and kept.
 				size, serr := f.Size()
 				if serr != nil {
 					return 0, nil, fmt.Errorf("stat log %s: %w", path, serr)
 				}
+				keep := filepath.Join(db.dir, keptTailName(name, off))
 				db.recovery.TruncatedBytes = size - off
-				db.recovery.Warning = fmt.Sprintf("cut a torn record of %d bytes off the end of %s at offset %d: %v", size-off, path, off, err)
-				db.logger.Warn("recovery cut a torn record off the log", "file", path, "offset", off, "bytes", size-off, "err", err)
-				return off, func() error { return db.cut(path, off) }, nil
+				db.recovery.KeptTail = keep
+				db.recovery.PossibleCorruption = whole
+				if whole {
+					db.recovery.Warning = fmt.Sprintf("possible corruption: the last record of %s, at offset %d, is a complete line that fails its checks (%v), which a crash does not cause; its %d bytes were cut off and kept in %s",
+						path, off, err, size-off, keep)
+					db.logger.Warn("recovery cut a complete but damaged last record off the log: possible disk corruption",
+						"file", path, "offset", off, "bytes", size-off, "kept_in", keep, "err", err)
+				} else {
+					db.recovery.Warning = fmt.Sprintf("cut a torn record (a write a crash interrupted) of %d bytes off the end of %s at offset %d (%v); the bytes are kept in %s",
+						size-off, path, off, err, keep)
+					db.logger.Warn("recovery cut a torn record off the log", "file", path, "offset", off, "bytes", size-off, "kept_in", keep, "err", err)
+				}
+				return off, func() error { return db.cut(path, off, keep) }, nil
 			}
 			return 0, nil, &CorruptError{File: path, Offset: off, Err: err}
 		}
@@ -353,11 +384,27 @@ func (db *DB) anyValidAfter(lr *codec.LineReader) bool {
 	}
 }
 
-// cut truncates a log file at off and makes that durable.
-func (db *DB) cut(path string, off int64) error {
+// keptTailMark is in the name of every file of cut log bytes.
+const keptTailMark = ".tail-at-"
+
+// keptTailName names the file that keeps the bytes cut off segment at off:
+// "wal-….jsonl.tail-at-OFFSET-TIME", which no other code of PyKV reads,
+// removes or takes for a segment.
+func keptTailName(segment string, off int64) string {
+	return fmt.Sprintf("%s%s%d-%s", segment, keptTailMark, off, time.Now().UTC().Format("20060102T150405.000000000Z"))
+}
+
+// cut keeps the bytes of the log file path from off on in the file keep,
+// durably, then truncates the log at off and makes that durable. The copy
+// comes first: a crash between the two leaves both, and the next recovery
+// cuts (and keeps) the same bytes again.
+func (db *DB) cut(path string, off int64, keep string) error {
+	if err := db.keepTail(path, off, keep); err != nil {
+		return err
+	}
 	w, err := db.fs.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return fmt.Errorf("open log to cut its torn tail: %w", err)
+		return fmt.Errorf("open log to cut its damaged tail: %w", err)
 	}
 	err = w.Truncate(off)
 	if err == nil {
@@ -367,9 +414,55 @@ func (db *DB) cut(path string, off int64) error {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("cut torn tail of %s: %w", path, err)
+		return fmt.Errorf("cut damaged tail of %s: %w", path, err)
 	}
 	return nil
+}
+
+// keepTail copies path's bytes from off on to the new file keep and makes
+// it durable (the file and its folder entry).
+func (db *DB) keepTail(path string, off int64, keep string) error {
+	r, err := db.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open log to keep its damaged tail: %w", err)
+	}
+	defer r.Close()
+	if _, err := io.CopyN(io.Discard, r, off); err != nil {
+		return fmt.Errorf("read log %s up to its damaged tail: %w", path, err)
+	}
+	w, err := db.fs.OpenFile(keep, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("create %s to keep the damaged tail of the log: %w", keep, err)
+	}
+	_, err = io.Copy(w, r)
+	if err == nil {
+		err = w.Sync()
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = db.fs.SyncDir(db.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("keep the damaged tail of the log in %s: %w", keep, err)
+	}
+	return nil
+}
+
+// keptTails lists the files of cut log bytes in the data folder.
+func (db *DB) keptTails() []string {
+	names, err := db.fs.ReadDir(db.dir)
+	if err != nil {
+		return nil
+	}
+	var kept []string
+	for _, n := range names {
+		if strings.Contains(n, keptTailMark) {
+			kept = append(kept, n)
+		}
+	}
+	return kept
 }
 
 // Store returns the store; its writes go through the log.
@@ -397,6 +490,7 @@ func (db *DB) Status() Status {
 		SnapshotRev:   db.snapRev.Load(),
 		Compactions:   db.compactions.Load(),
 		Fsyncs:        db.log.fsyncCount(),
+		KeptTails:     db.keptTails(),
 		Recovery:      db.recovery,
 	}
 	if err := db.Err(); err != nil {

@@ -3,21 +3,32 @@ package web
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Authentication, when the server has tokens (Options.AuthToken and/or
 // Options.ReadToken): every request in the authenticated group must carry
-// one, as "Authorization: Bearer <token>" or, for browsers, in the
-// sign-in cookie that POST /signin sets. A read-only token allows GET,
-// HEAD and OPTIONS. Tokens are compared in constant time (as SHA-256
-// digests, so their lengths do not leak either) and never logged.
+// one as "Authorization: Bearer <token>" or, for browsers, the session
+// cookie that POST /signin sets. A read-only token allows GET, HEAD and
+// OPTIONS. Tokens are compared in constant time (as SHA-256 digests, so
+// their lengths do not leak either) and never logged. Wrong tokens are
+// rate limited per client address (see ratelimit.go).
 
-// tokenCookie is the cookie the sign-in page sets: HttpOnly so scripts
-// cannot read it, SameSite=Strict so other sites cannot send it.
-const tokenCookie = "pykv_token"
+// sessionCookie is the cookie the sign-in page sets. It holds a session id
+// (see sessions.go), never the token: a stolen cookie expires and dies
+// with a sign-out, and the token never sits in the browser. HttpOnly so
+// scripts cannot read it, SameSite=Strict so other sites cannot send it,
+// Secure whenever the browser came over TLS.
+const sessionCookie = "pykv_session"
+
+// MinTokenBytes is the shortest token cmd/pykv accepts: 16 bytes, 128 bits
+// if random, beyond guessing even without the rate limit.
+const MinTokenBytes = 16
 
 // scope is what a request's token allows.
 type scope int
@@ -52,20 +63,18 @@ func (s *server) scopeOf(token string) scope {
 	return scopeNone
 }
 
-// requestToken returns the token a request carries: the bearer token, else
-// the sign-in cookie.
-func requestToken(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
-		return ""
+// bearerToken returns the bearer token of a request and whether it sent an
+// Authorization header at all (one of another scheme gives "", true).
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", false
 	}
-	if c, err := r.Cookie(tokenCookie); err == nil {
-		return c.Value
+	scheme, tok, ok := strings.Cut(h, " ")
+	if ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(tok), true
 	}
-	return ""
+	return "", true
 }
 
 // safeMethod reports whether a method only reads.
@@ -73,15 +82,48 @@ func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
 
-// authenticate lets through requests whose token allows them: 401 without
-// a valid token (a browser asking for a page is sent to the sign-in page
-// instead), 403 for a write with a read-only token.
+// rateLimited answers 429 and returns true when the request's client
+// address has used up its wrong tokens (see failLimiter).
+func (s *server) rateLimited(w http.ResponseWriter, r *http.Request) bool {
+	wait := s.failures.wait(s.clientAddr(r))
+	if wait <= 0 {
+		return false
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	msg := fmt.Sprintf("Too many wrong tokens from your address; try again after %d s (Retry-After).", secs)
+	if r.URL.Path == "/signin" && strings.Contains(r.Header.Get("Accept"), "text/html") {
+		renderSignin(w, http.StatusTooManyRequests, msg)
+		return true
+	}
+	writeProblem(w, newProblem(http.StatusTooManyRequests, msg))
+	return true
+}
+
+// authenticate lets through requests whose token or session allows them:
+// 401 without a valid one (a browser asking for a page is sent to the
+// sign-in page instead), 403 for a write with a read-only token, 429 when
+// the client's address sent too many wrong tokens.
 func (s *server) authenticate(next http.Handler) http.Handler {
 	if !s.authEnabled() {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch s.scopeOf(requestToken(r)) {
+		sc, msg := scopeNone, "A token is required: send Authorization: Bearer <token>."
+		if tok, sent := bearerToken(r); sent {
+			if s.rateLimited(w, r) {
+				return
+			}
+			if sc = s.scopeOf(tok); sc == scopeNone {
+				s.failures.fail(s.clientAddr(r))
+				msg = "The token is not valid."
+			}
+		} else if c, err := r.Cookie(sessionCookie); err == nil {
+			if sc = s.sessions.lookup(c.Value); sc == scopeNone {
+				msg = "Your sign-in has expired or ended; sign in again at /signin."
+			}
+		}
+		switch sc {
 		case scopeWrite:
 			next.ServeHTTP(w, r)
 		case scopeRead:
@@ -96,10 +138,6 @@ func (s *server) authenticate(next http.Handler) http.Handler {
 				return
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pykv"`)
-			msg := "A token is required: send Authorization: Bearer <token>."
-			if requestToken(r) != "" {
-				msg = "The token is not valid."
-			}
 			writeProblem(w, newProblem(http.StatusUnauthorized, msg))
 		}
 	})
@@ -142,27 +180,40 @@ func (s *server) handleSigninPage(w http.ResponseWriter, r *http.Request) {
 	renderSignin(w, http.StatusOK, "")
 }
 
-// handleSignin checks the token from the form and, if valid, keeps it in
-// the sign-in cookie and goes to the dashboard.
+// handleSignin checks the token from the form and, if valid, starts a
+// session, sets its cookie and goes to the dashboard. A wrong token counts
+// against the client's address like a wrong bearer token.
 func (s *server) handleSignin(w http.ResponseWriter, r *http.Request) {
 	if !s.authEnabled() {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
+	if s.rateLimited(w, r) {
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	token := r.PostFormValue("token")
-	if s.scopeOf(token) == scopeNone {
+	sc := s.scopeOf(r.PostFormValue("token"))
+	if sc == scopeNone {
+		s.failures.fail(s.clientAddr(r))
 		renderSignin(w, http.StatusUnauthorized, "That token is not valid.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: token, Path: "/", HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	id, err := s.sessions.start(sc)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("start session: %w", err))
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", MaxAge: int(s.sessions.ttl / time.Second),
+		HttpOnly: true, Secure: s.overTLS(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// handleSignout forgets the sign-in cookie.
+// handleSignout ends the session on the server and clears its cookie.
 func (s *server) handleSignout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		s.sessions.end(c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		Secure: s.overTLS(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }

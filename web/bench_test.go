@@ -59,7 +59,7 @@ func BenchmarkHTTP(b *testing.B) {
 			_, _ = io.WriteString(w, value)
 		}))
 		rate := benchLoad(b, url, false, func(buf []byte, i int) []byte {
-			return append(buf, "GET / HTTP/1.1\r\nHost: bench\r\n\r\n"...)
+			return append(buf, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"...)
 		})
 		baselineRate.Store(uint64(rate))
 	})
@@ -312,13 +312,13 @@ func benchLoad(b *testing.B, url string, vsBaseline bool, newReq func(buf []byte
 func getRequest(buf []byte, key string) []byte {
 	buf = append(buf, "GET /v1/kv/"...)
 	buf = append(buf, key...)
-	return append(buf, " HTTP/1.1\r\nHost: bench\r\n\r\n"...)
+	return append(buf, " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"...)
 }
 
 func putRequest(buf []byte, key, value string) []byte {
 	buf = append(buf, "PUT /v1/kv/"...)
 	buf = append(buf, key...)
-	buf = append(buf, " HTTP/1.1\r\nHost: bench\r\nContent-Type: text/plain\r\nContent-Length: "...)
+	buf = append(buf, " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: "...)
 	buf = strconv.AppendInt(buf, int64(len(value)), 10)
 	buf = append(buf, "\r\n\r\n"...)
 	return append(buf, value...)
@@ -413,7 +413,7 @@ func BenchmarkHandler(b *testing.B) {
 	// that building them does not hide what serving them costs.
 	newReq := func(method string, i int, body string) *http.Request {
 		r := &http.Request{Method: method, URL: &url.URL{Path: "/v1/kv/" + benchKey(i)}, Proto: "HTTP/1.1",
-			ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Host: "bench", RemoteAddr: "127.0.0.1:1"}
+			ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Host: "127.0.0.1", RemoteAddr: "127.0.0.1:1"}
 		if body != "" {
 			r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
 			r.Header["Content-Type"] = []string{"text/plain"}

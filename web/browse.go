@@ -51,7 +51,7 @@ func (s *server) handleKVDeletePrefix(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("A delete by prefix takes no If-Match or If-None-Match; use a transaction to delete keys on conditions."))
 		return
 	}
-	rev, n, err := s.store.DeletePrefix(prefix)
+	rev, n, err := s.deletePrefix(w, r, prefix)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -44,6 +44,16 @@ var problemTypes = map[int][2]string{
 	http.StatusInsufficientStorage:          {"urn:pykv:problem:disk-full", "The disk is full"},
 	http.StatusRequestHeaderFieldsTooLarge:  {"urn:pykv:problem:headers-too-large", "Request headers too large"},
 	http.StatusRequestedRangeNotSatisfiable: {"urn:pykv:problem:range", "Range not satisfiable"},
+	http.StatusMisdirectedRequest:           {"urn:pykv:problem:wrong-host", "This server does not answer for that host name"},
+	http.StatusNotImplemented:               {"urn:pykv:problem:not-implemented", "Not implemented"},
+	http.StatusHTTPVersionNotSupported:      {"urn:pykv:problem:http-version", "HTTP version not supported"},
+}
+
+// crossOriginProblem is the 403 of a cross-site browser request: a problem
+// of its own type, since it has nothing to do with tokens.
+func crossOriginProblem(detail string) *Problem {
+	return &Problem{Type: "urn:pykv:problem:cross-origin", Title: "Cross-origin browser requests are refused",
+		Status: http.StatusForbidden, Detail: detail}
 }
 
 // newProblem builds a problem of the given status with a detail message.
@@ -92,6 +102,9 @@ func (s *server) classify(err error) (p *Problem, internal bool) {
 		ix := oe.Index
 		opIx, key = &ix, oe.Key
 	}
+	if cp := classifyCluster(err); cp != nil {
+		return cp, false
+	}
 	switch {
 	case errors.As(err, &re):
 		p = newProblem(re.status, re.msg)
@@ -126,6 +139,8 @@ func (s *server) classify(err error) (p *Problem, internal bool) {
 		p = newProblem(http.StatusBadRequest, "The key is empty; keys must be at least one byte long.")
 	case errors.Is(err, engine.ErrInvalidUTF8):
 		p = newProblem(http.StatusBadRequest, "Keys and values must be valid UTF-8 text.")
+	case errors.Is(err, engine.ErrTTLTooLong):
+		p = newProblem(http.StatusBadRequest, "The TTL is longer than the limit of 100 years.")
 	case errors.Is(err, engine.ErrBadTTL):
 		p = newProblem(http.StatusBadRequest, "The TTL must not be negative.")
 	case errors.Is(err, engine.ErrBadOp):

@@ -35,7 +35,7 @@ func FuzzTxnBody(f *testing.F) {
 	h := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, body string) {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/txn", strings.NewReader(body)))
+		h.ServeHTTP(rec, localRequest("POST", "/v1/txn", strings.NewReader(body)))
 		wantType := "application/problem+json"
 		if rec.Code == http.StatusOK {
 			wantType = "application/json"
@@ -59,7 +59,7 @@ func FuzzKeyPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key string) {
 		path := "/v1/kv/" + url.PathEscape(key)
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("PUT", path, strings.NewReader("v:"+key)))
+		h.ServeHTTP(rec, localRequest("PUT", path, strings.NewReader("v:"+key)))
 		valid := key != "" && len(key) <= 64 && utf8.ValidString(key)
 		if !valid {
 			if rec.Code != http.StatusBadRequest && rec.Code != http.StatusRequestEntityTooLarge {
@@ -75,7 +75,7 @@ func FuzzKeyPath(f *testing.F) {
 			t.Fatalf("PUT %s stored key %q, want %q (%v)", path, e.Key, key, err)
 		}
 		rec = httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		h.ServeHTTP(rec, localRequest("GET", path, nil))
 		if rec.Code != http.StatusOK || rec.Body.String() != "v:"+key {
 			t.Fatalf("GET %s (key %q): %d %q", path, key, rec.Code, rec.Body)
 		}

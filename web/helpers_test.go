@@ -131,3 +131,12 @@ func wantProblem(tb testing.TB, r *response, want int, words ...string) {
 		}
 	}
 }
+
+// localRequest is httptest.NewRequest for a request that names the server
+// by a loopback address, as the Host check wants (httptest's default Host
+// is example.com).
+func localRequest(method, target string, body io.Reader) *http.Request {
+	req := httptest.NewRequest(method, target, body)
+	req.Host = "127.0.0.1"
+	return req
+}

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -54,29 +56,44 @@ func parseETag(header, v string) (rev int64, star bool, err error) {
 }
 
 // parseTTL reads a time to live: a Go duration ("30s", "1h30m") or a number
-// of seconds ("30", "1.5"). Empty or zero means no expiry.
+// of seconds ("30", "1.5"). Empty or zero means no expiry. Both forms share
+// one cap, engine.MaxTTL (100 years); longer ones, NaN and infinities are
+// 400 (time.ParseDuration itself refuses durations past 292 years).
 func parseTTL(s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if secs < 0 {
+	tooLong := badRequest("The TTL %q is longer than the limit of 100 years.", s)
+	if secs, err := strconv.ParseFloat(s, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case math.IsNaN(secs):
+			return 0, badRequest("The TTL %q is not a number of seconds.", s)
+		case secs < 0:
 			return 0, engine.ErrBadTTL
-		}
-		if secs > float64(100*365*24*time.Hour/time.Second) {
-			return 0, badRequest("The TTL %q is longer than 100 years.", s)
+		case secs > engine.MaxTTL.Seconds():
+			return 0, tooLong
 		}
 		return time.Duration(secs * float64(time.Second)), nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil {
+		if durationSyntax.MatchString(s) {
+			return 0, tooLong // well formed, so it failed by overflowing
+		}
 		return 0, badRequest(`The TTL %q is neither a duration like "30s" or "1h" nor a number of seconds.`, s)
 	}
 	if d < 0 {
 		return 0, engine.ErrBadTTL
 	}
+	if d > engine.MaxTTL {
+		return 0, tooLong
+	}
 	return d, nil
 }
+
+// durationSyntax matches what time.ParseDuration reads, without a sign:
+// one that fails to parse anyway is beyond its 292-year range.
+var durationSyntax = regexp.MustCompile(`^\+?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // wantsJSON reports whether a GET of a key asks for the entry as JSON
 // rather than the raw value: ?format=json, or an Accept header that names
@@ -255,7 +272,7 @@ func (s *server) handleKVPut(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	e, err := s.store.Do(engine.Op{Type: engine.OpPut, Key: key, Value: string(body), TTL: ttl, IfRev: ifRev})
+	e, err := s.do(w, r, engine.Op{Type: engine.OpPut, Key: key, Value: string(body), TTL: ttl, IfRev: ifRev})
 	if err != nil {
 		s.writeError(w, r, preconditionFailed(err, ifRev))
 		return
@@ -292,7 +309,7 @@ func (s *server) handleKVDelete(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, preconditionFailed(err, 0))
 		return
 	}
-	e, err := s.store.Do(engine.Op{Type: engine.OpDelete, Key: key, IfRev: ifRev})
+	e, err := s.do(w, r, engine.Op{Type: engine.OpDelete, Key: key, IfRev: ifRev})
 	if err != nil {
 		s.writeError(w, r, preconditionFailed(err, ifRev))
 		return

@@ -252,3 +252,23 @@ func TestKV_Head(t *testing.T) {
 	}
 	wantStatus(t, srv.do("HEAD", "/v1/kv/missing", ""), http.StatusNotFound)
 }
+
+// TestKV_TTLCap: durations and numbers of seconds share one cap of 100
+// years; anything longer (or not a number at all) is 400, never a
+// wrapped-around expiry that drops the value at once.
+func TestKV_TTLCap(t *testing.T) {
+	srv := mustOpenServer(t)
+	for _, ttl := range []string{"2562047h47m16.854775807s", "876001h", "3153600001", "1e300", "NaN", "Inf", "+Inf"} {
+		wantProblem(t, srv.do("PUT", "/v1/kv/t?ttl="+url.QueryEscape(ttl), "v"), http.StatusBadRequest)
+		wantProblem(t, srv.do("POST", "/v1/txn", `{"ops":[{"op":"put","key":"t","value":"v","ttl":"`+ttl+`"}]}`,
+			"Content-Type: application/json"), http.StatusBadRequest)
+	}
+	if _, err := srv.DB.Store().Get("t"); err == nil {
+		t.Errorf("a refused TTL stored the key")
+	}
+	r := srv.do("PUT", "/v1/kv/t?ttl=876000h", "v")
+	wantStatus(t, r, http.StatusCreated)
+	if exp := int64(r.JSON(t)["expires_at"].(float64)); exp <= time.Now().UnixMilli() {
+		t.Errorf("ttl=876000h (100 years): expires_at %d is not in the future", exp)
+	}
+}

@@ -2,6 +2,8 @@ package web
 
 import (
 	"net/http"
+
+	"github.com/pykv/pykv/engine"
 )
 
 // The original PyKV endpoints, kept for its clients: JSON in and out, and
@@ -31,7 +33,7 @@ func (s *server) handleLegacyPut(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest(`The body must hold "key" and "value", both strings.`))
 		return
 	}
-	e, err := s.store.Put(*p.Key, *p.Value)
+	e, err := s.do(w, r, engine.Op{Type: engine.OpPut, Key: *p.Key, Value: *p.Value})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -61,7 +63,8 @@ func (s *server) handleLegacyDelete(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rev, err := s.store.Delete(key)
+	e, err := s.do(w, r, engine.Op{Type: engine.OpDelete, Key: key})
+	rev := e.ModRev
 	if err != nil {
 		s.writeError(w, r, err)
 		return

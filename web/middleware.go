@@ -50,7 +50,7 @@ func securityHeaders(next http.Handler) http.Handler {
 func (s *server) crossOrigin() func(http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, newProblem(http.StatusForbidden,
+		writeProblem(w, crossOriginProblem(
 			"Cross-origin writes from a browser are refused; use the page served by this server, or a non-browser client."))
 	}))
 	return cop.Handler

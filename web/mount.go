@@ -18,5 +18,13 @@ func (s *server) dashboardHandler() http.Handler {
 
 // watchHandler returns the websocket change stream (GET /v1/watch).
 func (s *server) watchHandler() http.Handler {
-	return NewWatchHandler(s.store, WatchOptions{})
+	var opts WatchOptions
+	if s.cluster != nil {
+		// A member that has had no leader for three election timeouts is
+		// cut off or the cluster lost its majority: its feed is stalled,
+		// so its streams close and clients move to another member.
+		node := s.cluster.node
+		opts.Leaderless = func() bool { return node.LeaderlessFor() >= 3*node.ElectionTimeout() }
+	}
+	return NewWatchHandler(s.store, opts)
 }

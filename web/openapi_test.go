@@ -29,7 +29,7 @@ type specChecker struct {
 func loadSpec(tb testing.TB, h http.Handler) *specChecker {
 	tb.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/openapi.json", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/openapi.json", nil))
 	if rec.Code != http.StatusOK {
 		tb.Fatalf("GET /openapi.json: status %d", rec.Code)
 	}
@@ -256,6 +256,19 @@ func TestOpenAPI_Routes(t *testing.T) {
 		}
 		if _, ok := item[strings.ToLower(method)]; !ok {
 			t.Errorf("route %s %s: method is not in openapi.json under %s", method, route, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cluster mode adds routes of its own.
+	member := mustOpenCluster(t, 1)[0]
+	err = chi.Walk(member.Handler.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		p := srv.spec.specPath(route)
+		routed[method+" "+p] = true
+		if item, ok := srv.spec.doc["paths"].(map[string]any)[p].(map[string]any); !ok || item[strings.ToLower(method)] == nil {
+			t.Errorf("cluster route %s %s is not in openapi.json", method, route)
 		}
 		return nil
 	})

@@ -12,6 +12,7 @@ import (
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.instrument)    // requests counted and timed by route pattern and status (a panic's 500 too)
+	r.Use(s.checkHost)     // a Host that is not loopback, the connected address or allowed: 421 (DNS rebinding)
 	r.Use(s.recoverPanics) // a panic is logged and answered 500, never reaches the client raw
 	r.Use(s.accessLog)     // one debug line per request (--log-level debug)
 	r.Use(securityHeaders) // nosniff, frame and referrer policy on every answer
@@ -30,28 +31,43 @@ func (s *server) routes() http.Handler {
 	r.With(csrf).Post("/signout", s.handleSignout)  // clears the sign-in cookie
 	r.Method("GET", "/static/*", s.staticHandler()) // the dashboard's scripts and styles (Options.Static)
 
+	// In cluster mode writes go to the leader (a follower forwards them)
+	// and reads are linearizable unless they ask otherwise; on a single
+	// node both wrappers are nothing.
+	write, read := s.toLeader, s.consistent
+	if s.cluster == nil {
+		write = func(h http.Handler) http.Handler { return h }
+		read = write
+	}
+
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate) // bearer token (or sign-in cookie) when tokens are configured
 		r.Use(csrf)           // cross-site browser writes refused with 403
 
 		r.Method("GET", "/", s.dashboardHandler())                       // the dashboard page
 		r.With(noDeadlines).Method("GET", "/v1/watch", s.watchHandler()) // websocket change stream; keeps its own deadlines
-		r.Get("/v1/kv", s.handleKVList)                                  // ordered, paginated listing by prefix
-		r.Get("/v1/kv/*", s.handleKVGet)                                 // a key's raw value (or entry JSON), revision in ETag
-		r.Head("/v1/kv/*", s.handleKVGet)                                // the same headers without the body
-		r.Put("/v1/kv/*", s.handleKVPut)                                 // set a key from the raw body; ?ttl=, If-Match, If-None-Match: *
-		r.Delete("/v1/kv/*", s.handleKVDelete)                           // remove a key; If-Match
-		r.Delete("/v1/kv", s.handleKVDeletePrefix)                       // remove every key under ?prefix= at one revision (?all=true: every key)
-		r.Get("/v1/folders", s.handleFolders)                            // the next level of "/" folders under ?prefix=, with key counts
+		r.With(read).Get("/v1/kv", s.handleKVList)                       // ordered, paginated listing by prefix
+		r.With(read).Get("/v1/kv/*", s.handleKVGet)                      // a key's raw value (or entry JSON), revision in ETag
+		r.With(read).Head("/v1/kv/*", s.handleKVGet)                     // the same headers without the body
+		r.With(write).Put("/v1/kv/*", s.handleKVPut)                     // set a key from the raw body; ?ttl=, If-Match, If-None-Match: *
+		r.With(write).Delete("/v1/kv/*", s.handleKVDelete)               // remove a key; If-Match
+		r.With(write).Delete("/v1/kv", s.handleKVDeletePrefix)           // remove every key under ?prefix= at one revision (?all=true: every key)
+		r.With(read).Get("/v1/folders", s.handleFolders)                 // the next level of "/" folders under ?prefix=, with key counts
 		r.Get("/v1/history/*", s.handleHistory)                          // a key's changes still in the server's change history
-		r.Post("/v1/txn", s.handleTxn)                                   // atomic batch of puts and deletes with conditions
-		r.Get("/v1/export", s.handleExport)                              // the whole store in the snapshot JSON format
-		r.Post("/v1/import", s.handleImport)                             // load a snapshot or an original PyKV flat file
+		r.With(write).Post("/v1/txn", s.handleTxn)                       // atomic batch of puts and deletes with conditions
+		r.With(read).Get("/v1/export", s.handleExport)                   // the whole store in the snapshot JSON format
+		r.With(write).Post("/v1/import", s.handleImport)                 // load a snapshot or an original PyKV flat file
 		r.Get("/v1/status", s.handleStatus)                              // revision, keys, durability, sizes, last recovery
 		r.Get("/metrics", s.handleMetrics)                               // Prometheus metrics
-		r.Post("/put", s.handleLegacyPut)                                // original PyKV: {"key","value"} → stored
-		r.Get("/get/*", s.handleLegacyGet)                               // original PyKV: {"key","value"} or 404
-		r.Delete("/delete/*", s.handleLegacyDelete)                      // original PyKV: remove a key or 404
+		r.With(write).Post("/put", s.handleLegacyPut)                    // original PyKV: {"key","value"} → stored
+		r.With(read).Get("/get/*", s.handleLegacyGet)                    // original PyKV: {"key","value"} or 404
+		r.With(write).Delete("/delete/*", s.handleLegacyDelete)          // original PyKV: remove a key or 404
+		if s.cluster != nil {
+			r.Get("/v1/cluster", s.handleCluster)                               // members, leader, each one's applied revision and health
+			r.With(write).Post("/v1/cluster/members", s.handleJoin)             // add a member (or update its addresses); on the leader
+			r.With(write).Delete("/v1/cluster/members/*", s.handleRemoveMember) // remove a member; on the leader
+			r.Get("/v1/cluster/read-index", s.handleReadIndex)                  // the leader's read index, for followers' linearizable reads
+		}
 	})
 	return r
 }

@@ -4,8 +4,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"time"
 
 	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist/cluster"
 )
 
 // Defaults for the zero values of Options.
@@ -41,8 +44,25 @@ type Options struct {
 	// With neither set, every request is allowed (see Auth in doc.go).
 	AuthToken string
 	ReadToken string
+	// SessionTTL is how long a browser sign-in lasts (default 12 hours).
+	SessionTTL time.Duration
+	// AllowedHosts names the hosts, besides loopback names and addresses
+	// and the address a client connected to, that requests may name in
+	// their Host header; others are refused with 421 (DNS rebinding).
+	// "*.example.com" allows the names under example.com, "*" any host.
+	AllowedHosts []string
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For (the
+	// client's address, for rate limits) and X-Forwarded-Proto (https
+	// makes the sign-in cookie Secure) are believed.
+	TrustedProxies []netip.Prefix
 	// Static holds the dashboard's assets, served under /static/ (nil: none).
 	Static fs.FS
+	// Cluster, when set, makes this server a cluster member's: Store is
+	// its replicated store, writes go through the cluster (a follower
+	// forwards them to the leader), reads are linearizable unless they
+	// ask for ?consistency=local, and /v1/cluster is served. DB is then
+	// ignored. Nil: a single node.
+	Cluster *cluster.Node
 }
 
 // server holds what the handlers close over.
@@ -52,12 +72,17 @@ type server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	opts    Options
+	cluster *clusterState // nil on a single node
+
+	hosts    hostAllowList
+	failures *failLimiter
+	sessions *sessions
 }
 
 // NewServer returns the HTTP handler of the whole API. It panics if
 // opts.Store is nil, which is a programming error.
 func NewServer(opts Options) http.Handler {
-	if opts.Store == nil {
+	if opts.Store == nil && opts.Cluster == nil {
 		panic("web.NewServer: Options.Store is nil")
 	}
 	if opts.Logger == nil {
@@ -69,6 +94,15 @@ func NewServer(opts Options) http.Handler {
 	if opts.MaxImportBytes <= 0 {
 		opts.MaxImportBytes = DefaultMaxImportBytes
 	}
-	s := &server{store: opts.Store, db: opts.DB, log: opts.Logger, metrics: opts.Metrics, opts: opts}
+	if opts.SessionTTL <= 0 {
+		opts.SessionTTL = DefaultSessionTTL
+	}
+	s := &server{store: opts.Store, db: opts.DB, log: opts.Logger, metrics: opts.Metrics, opts: opts,
+		hosts: newHostAllowList(opts.AllowedHosts), failures: newFailLimiter(), sessions: newSessions(opts.SessionTTL)}
+	if opts.Cluster != nil {
+		s.store = opts.Cluster.Store()
+		s.db = clusterDB{node: opts.Cluster}
+		s.cluster = newClusterState(s, opts.Cluster)
+	}
 	return s.routes()
 }

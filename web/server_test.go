@@ -274,3 +274,21 @@ func TestStatic(t *testing.T) {
 	none := mustOpenServer(t)
 	wantProblem(t, none.do("GET", "/static/app.js", ""), http.StatusNotFound)
 }
+
+// TestRefusalTitles: every refusal is a problem whose type and title name
+// its real cause: a cross-site write is not a token problem.
+func TestRefusalTitles(t *testing.T) {
+	srv := mustOpenServer(t)
+	for _, r := range []*response{
+		srv.do("PUT", "/v1/kv/k", "v", "Sec-Fetch-Site: cross-site"),
+		srv.do("PUT", "/v1/kv/k", "v", "Origin: https://evil.example"),
+		srv.do("POST", "/signout", "", "Sec-Fetch-Site: cross-site"),
+	} {
+		wantProblem(t, r, http.StatusForbidden)
+		p := r.JSON(t)
+		if p["type"] != "urn:pykv:problem:cross-origin" || !strings.Contains(p["title"].(string), "ross-origin") {
+			t.Errorf("%s %s: cross-site refusal has type %q, title %q; want urn:pykv:problem:cross-origin and a title about the origin",
+				r.Request.Method, r.Request.URL.Path, p["type"], p["title"])
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/cluster"
 )
 
 // health is the answer of /healthz and /readyz.
@@ -44,6 +45,8 @@ func (s *server) writable() error {
 type statusInfo struct {
 	persist.Status
 	Limits limits `json:"limits"`
+	// Raft is the member's raft state, in cluster mode only.
+	Raft *cluster.Status `json:"raft,omitempty"`
 }
 
 // limits are the sizes the server accepts.
@@ -66,6 +69,10 @@ func (s *server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	info.Limits.MaxKeyBytes, info.Limits.MaxValueBytes, info.Limits.MaxTxnOps = s.store.Limits()
 	info.Limits.MaxBodyBytes, info.Limits.MaxImportBytes = s.opts.MaxBodyBytes, s.opts.MaxImportBytes
+	if s.cluster != nil {
+		st := s.cluster.node.Status()
+		info.Raft = &st
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	encode(w, http.StatusOK, info)
 }

@@ -112,11 +112,20 @@ type WatchOptions struct {
 	// message, gathering changes into fewer, larger messages (default
 	// 5ms, growing with the number of open streams; negative for none).
 	Coalesce time.Duration
+	// Leaderless, in cluster mode, reports whether this member has been
+	// without a leader long enough that its streams should close (with
+	// 1013, try again later) so clients move to another member; it is
+	// asked about every LeaderlessCheck (default one second).
+	Leaderless      func() bool
+	LeaderlessCheck time.Duration
 
 	adaptive bool // Coalesce was left to the default
 }
 
 func (o WatchOptions) withDefaults() WatchOptions {
+	if o.LeaderlessCheck <= 0 {
+		o.LeaderlessCheck = time.Second
+	}
 	if o.PingInterval <= 0 {
 		o.PingInterval = DefaultWatchPingInterval
 	}
@@ -382,6 +391,15 @@ func (st *stream) run(ctx context.Context, werr error) {
 		due := nextPing
 		if nextProgress.Before(due) {
 			due = nextProgress
+		}
+		if opts.Leaderless != nil {
+			if opts.Leaderless() {
+				st.closeWith(websocket.CloseTryAgainLater, "", "no leader; connect to another member", "")
+				return
+			}
+			if check := time.Now().Add(opts.LeaderlessCheck); check.Before(due) {
+				due = check
+			}
 		}
 		dueCtx, stop := context.WithDeadline(ctx, due)
 		err := st.pump(dueCtx)

@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // handleExport streams the whole store in the snapshot format, consistent
@@ -55,7 +57,16 @@ func (s *server) handleImport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.db.Import(http.MaxBytesReader(w, r.Body, s.opts.MaxImportBytes))
+	body := http.MaxBytesReader(w, r.Body, s.opts.MaxImportBytes)
+	var res persist.ImportResult
+	var err error
+	if s.cluster != nil {
+		res, err = codec.ImportWith(body, s.store.Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
+			return s.write(w, r, ops, true)
+		})
+	} else {
+		res, err = s.db.Import(body)
+	}
 	if err != nil {
 		if errors.Is(err, persist.ErrBadImport) {
 			err = badRequest("The file cannot be imported: %v. Send a snapshot as GET /v1/export writes it, or a flat JSON object of string values.", err)

@@ -123,7 +123,7 @@ func (s *server) handleTxn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.store.Txn(ops)
+	res, err := s.write(w, r, ops, false)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -67,6 +68,8 @@ func client(ctx context.Context, cmd string, args []string, getenv func(string) 
 		fs.IntVar(limit, "limit", 0, "list at most this many keys (default: all)")
 		fs.BoolVar(values, "values", false, "print key<TAB>value lines")
 		fs.BoolVar(asJSON, "json", false, "print one entry JSON object per line")
+	case "cluster":
+		fs.BoolVar(asJSON, "json", false, "print the answer as JSON")
 	case "watch":
 		fs.Int64Var(since, "since", -1, "print changes after this revision (0: all the history kept; default: only new ones)")
 		fs.BoolVar(prev, "prev", false, "include each key's previous value")
@@ -147,6 +150,14 @@ func client(ctx context.Context, cmd string, args []string, getenv func(string) 
 			return usageError("usage: pykv import [FILE]")
 		}
 		return c.importFile(ctx, pos, stdin, stdout)
+	case "cluster":
+		switch {
+		case len(pos) == 1 && pos[0] == "members":
+			return c.clusterMembers(ctx, *asJSON, stdout)
+		case len(pos) == 2 && pos[0] == "remove":
+			return c.clusterRemove(ctx, pos[1], stdout)
+		}
+		return usageError("usage: pykv cluster members | pykv cluster remove ID")
 	}
 	return usageError("unknown command %q", cmd)
 }
@@ -553,4 +564,65 @@ func (c *apiClient) watch(ctx context.Context, prefix string, since int64, prev 
 			return fmt.Errorf("watch: %s (the server is at revision %d; reload with pykv ls and watch with --since from there)", msg.Message, msg.Rev)
 		}
 	}
+}
+
+// clusterView is the answer of GET /v1/cluster.
+type clusterView struct {
+	Leader  string `json:"leader"`
+	Members []struct {
+		ID         string `json:"id"`
+		APIAddr    string `json:"api_addr"`
+		RaftAddr   string `json:"raft_addr"`
+		Role       string `json:"role"`
+		Voter      bool   `json:"voter"`
+		AppliedRev *int64 `json:"applied_rev"`
+		Healthy    bool   `json:"healthy"`
+	} `json:"members"`
+}
+
+// clusterMembers prints the members, one a line: ID, role, applied
+// revision, health, API and raft addresses.
+func (c *apiClient) clusterMembers(ctx context.Context, asJSON bool, stdout io.Writer) error {
+	resp, err := c.request(ctx, http.MethodGet, "/v1/cluster", nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		_, err = stdout.Write(data)
+		return err
+	}
+	var v clusterView
+	if err := json.Unmarshal(data, &v); err != nil {
+		return fmt.Errorf("the server's member list: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tROLE\tAPPLIED REV\tHEALTH\tAPI\tRAFT")
+	for _, m := range v.Members {
+		rev, health := "?", "unreachable"
+		if m.AppliedRev != nil {
+			rev = strconv.FormatInt(*m.AppliedRev, 10)
+			health = "no leader"
+			if m.Healthy {
+				health = "ok"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, rev, health, m.APIAddr, m.RaftAddr)
+	}
+	return tw.Flush()
+}
+
+// clusterRemove takes a member out of the cluster.
+func (c *apiClient) clusterRemove(ctx context.Context, id string, stdout io.Writer) error {
+	resp, err := c.request(ctx, http.MethodDelete, "/v1/cluster/members/"+url.PathEscape(id), nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	fmt.Fprintf(stdout, "removed %s\n", id)
+	return nil
 }

@@ -63,6 +63,8 @@ Usage:
   pykv watch [PREFIX]             print changes as they happen, one JSON line each
   pykv export [FILE]              save the whole store (snapshot JSON) to FILE or stdout
   pykv import [FILE]              load a snapshot or a flat {"key":"value"} file
+  pykv cluster members            list a cluster's members, the leader and each one's revision
+  pykv cluster remove ID          take member ID out of the cluster
   pykv help                       this text
 
 Client commands take --server URL (env PYKV_SERVER, default http://127.0.0.1:8080)
@@ -83,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch cmd {
 	case "serve":
 		return serve(ctx, rest, getenv, stdout, stderr)
-	case "get", "put", "del", "delete", "ls", "list", "watch", "export", "import":
+	case "get", "put", "del", "delete", "ls", "list", "watch", "export", "import", "cluster":
 		return client(ctx, cmd, rest, getenv, stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)

@@ -184,6 +184,18 @@ func TestRun_Usage(t *testing.T) {
 		{"bad log format", []string{"serve", "--log-format", "xml"}, nil, exitUsage, "log-format"},
 		{"public without token", []string{"serve", "--addr", "0.0.0.0:0"}, nil, exitUsage, "without a token"},
 		{"same tokens", []string{"serve", "--auth-token", "a", "--read-token", "a"}, nil, exitUsage, "differ"},
+		{"raft without node id", []string{"serve", "--raft-addr", "127.0.0.1:0"}, nil, exitUsage, "--node-id"},
+		{"node id without raft", []string{"serve", "--node-id", "n1"}, nil, exitUsage, "--raft-addr"},
+		{"half peer tls", []string{"serve", "--node-id", "n1", "--raft-addr", "127.0.0.1:0", "--peer-cert", "c.pem"}, nil, exitUsage, "--peer-key"},
+		{"bad join", []string{"serve", "--node-id", "n1", "--raft-addr", "127.0.0.1:0", "--join", "n2:8080"}, nil, exitUsage, "--join"},
+		{"plain raft beyond loopback", []string{"serve", "--node-id", "n1", "--raft-addr", "192.0.2.1:7000"}, nil, exitUsage, "peer TLS"},
+		{"cluster without members", []string{"cluster"}, nil, exitUsage, "usage"},
+		// These name a data folder that cannot be made, so a check that
+		// is missing fails the test at once instead of serving forever.
+		{"short token", []string{"serve", "--data-dir", "/dev/null/x", "--addr", "0.0.0.0:0", "--auth-token", "x"}, nil, exitUsage, "at least 16 bytes"},
+		{"short token from env", []string{"serve", "--data-dir", "/dev/null/x"}, map[string]string{"PYKV_READ_TOKEN": "fifteen-bytes.."}, exitUsage, "--read-token"},
+		{"bad trusted proxy", []string{"serve", "--data-dir", "/dev/null/x", "--trusted-proxies", "10.0.0.0/8,proxy.example"}, nil, exitUsage, "proxy.example"},
+		{"bad allowed host", []string{"serve", "--data-dir", "/dev/null/x", "--allowed-hosts", "http://x/"}, nil, exitUsage, "not a host name"},
 		{"get without key", []string{"get"}, nil, exitUsage, "usage"},
 		{"bad server", []string{"get", "k", "--server", "ftp://x"}, nil, exitUsage, "--server"},
 		{"unreachable", []string{"get", "k", "--server", "http://127.0.0.1:1"}, nil, exitUnavailable, "cannot reach"},
@@ -412,5 +424,40 @@ func TestServe_SlowAndLargeHeaders(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("headers over %d bytes: status %d, want 431", maxHeaderBytes, resp.StatusCode)
+	}
+}
+
+// TestServe_HostAndProtocolErrors: the running server refuses a Host it was
+// not told about (DNS rebinding) with 421, answers one named by
+// PYKV_ALLOWED_HOSTS, and sends its 431 for oversized headers as a problem
+// document, not net/http's plain text.
+func TestServe_HostAndProtocolErrors(t *testing.T) {
+	srv := startServe(t, t.TempDir(), map[string]string{"PYKV_ALLOWED_HOSTS": "kv.example.com"})
+	send := func(host string, header http.Header) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/status", nil)
+		req.Host = host
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, string(b)
+	}
+	if resp, body := send("rebind.attacker.example", nil); resp.StatusCode != http.StatusMisdirectedRequest ||
+		resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("Host rebind.attacker.example: %d %q %s; want a 421 problem", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if resp, body := send("kv.example.com", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("Host kv.example.com (PYKV_ALLOWED_HOSTS): %d %s", resp.StatusCode, body)
+	}
+	resp, body := send(strings.TrimPrefix(srv.URL, "http://"), http.Header{"X-Big": {strings.Repeat("a", 80<<10)}})
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || resp.Header.Get("Content-Type") != "application/problem+json" ||
+		!strings.Contains(body, `"status":431`) {
+		t.Errorf("80 KiB of headers: %d %q %s; want a 431 problem", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 }

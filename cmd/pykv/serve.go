@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,17 @@ type serveConfig struct {
 	authToken      string
 	readToken      string
 	insecureNoAuth bool
+	// Cluster mode (set when nodeID is).
+	nodeID         string
+	raftAddr       string
+	raftAdv        string
+	snapEntries    uint64
+	join           string
+	peerCert       string
+	peerKey        string
+	peerCA         string
+	allowedHosts   []string
+	trustedProxies []netip.Prefix
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -64,6 +76,45 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.StringVar(&c.authToken, "auth-token", "", "token for reading and writing (prefer PYKV_AUTH_TOKEN: flags show in ps)")
 	fs.StringVar(&c.readToken, "read-token", "", "token for reading only (prefer PYKV_READ_TOKEN)")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
+	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this member's ID, unique and fixed for life (empty: a single node)")
+	fs.StringVar(&c.raftAddr, "raft-addr", "", "cluster mode: host:port for raft traffic between members, as peers reach it")
+	fs.StringVar(&c.raftAdv, "raft-advertise", "", "cluster mode: host:port peers dial to reach --raft-addr, when something forwards between (default: --raft-addr)")
+	fs.Uint64Var(&c.snapEntries, "raft-snapshot-entries", 8192, "cluster mode: raft log entries between snapshots (and kept after one, plus 2048)")
+	fs.StringVar(&c.join, "join", "", "cluster mode: HTTP URL of any member, to join its cluster (ignored once a member)")
+	fs.StringVar(&c.peerCert, "peer-cert", "", "cluster mode: PEM certificate this member shows its peers (mutual TLS)")
+	fs.StringVar(&c.peerKey, "peer-key", "", "cluster mode: PEM private key of --peer-cert")
+	fs.StringVar(&c.peerCA, "peer-ca", "", "cluster mode: PEM CA certificate that signs every member's certificate")
+	fs.Func("allowed-hosts", "comma-separated host names (\"*.example.com\" for the names under it, \"*\" for any) that requests may name in Host, "+
+		"besides loopback names and addresses and the address they connected to; others get 421 (DNS rebinding)", func(v string) error {
+		c.allowedHosts = nil
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				if strings.ContainsAny(h, "/ ") {
+					return fmt.Errorf("%q is not a host name", h)
+				}
+				c.allowedHosts = append(c.allowedHosts, h)
+			}
+		}
+		return nil
+	})
+	fs.Func("trusted-proxies", "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed", func(v string) error {
+		c.trustedProxies = nil
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			pfx, err := netip.ParsePrefix(p)
+			if err != nil {
+				a, aerr := netip.ParseAddr(p)
+				if aerr != nil {
+					return fmt.Errorf("%q is neither an IP address nor a CIDR range like 10.0.0.0/8", p)
+				}
+				pfx = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+			}
+			c.trustedProxies = append(c.trustedProxies, pfx.Masked())
+		}
+		return nil
+	})
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: pykv serve [flags]\n\nEvery flag can also be set by the environment variable PYKV_<FLAG>,\ne.g. PYKV_DATA_DIR for --data-dir.\n\n")
 		fs.PrintDefaults()
@@ -82,6 +133,15 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	}
 	if c.authToken != "" && c.authToken == c.readToken {
 		return c, usageError("--auth-token and --read-token must differ")
+	}
+	if err := checkClusterFlags(c); err != nil {
+		return c, err
+	}
+	for _, t := range []struct{ flag, v string }{{"--auth-token", c.authToken}, {"--read-token", c.readToken}} {
+		if t.v != "" && len(t.v) < web.MinTokenBytes {
+			return c, usageError("%s is %d bytes; tokens must be at least %d bytes (make one with: openssl rand -hex 16)",
+				t.flag, len(t.v), web.MinTokenBytes)
+		}
 	}
 	return c, nil
 }
@@ -122,6 +182,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	metrics := web.NewMetrics()
+	if c.nodeID != "" {
+		return serveCluster(ctx, c, logger, metrics, stdout)
+	}
+	if err := refuseClusterFolder(c.dataDir); err != nil {
+		return err
+	}
 	db, err := persist.Open(c.dataDir, persist.Options{
 		Sync:         persist.SyncMode(c.fsync),
 		Engine:       engine.Options{MaxKeyBytes: c.maxKeyBytes, MaxValueBytes: c.maxValueBytes, MaxTxnOps: c.maxTxnOps},
@@ -148,13 +214,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen on %s: %w", c.addr, err), closeDB())
 	}
-	ln = limitConnsPerIP(ln, c.maxConnsPerIP)
+	ln = limitConnsPerIP(web.ProblemListener(ln, maxHeaderBytes), c.maxConnsPerIP)
 
 	srv := &http.Server{
 		Handler: web.NewServer(web.Options{
 			Store: db.Store(), DB: db, Logger: logger, Metrics: metrics,
 			MaxBodyBytes: c.maxBodyBytes, MaxImportBytes: c.maxImportBytes,
 			AuthToken: c.authToken, ReadToken: c.readToken,
+			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
 			Static: staticFS(),
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -174,13 +241,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logger.Info("listening", "addr", ln.Addr().String(), "data_dir", c.dataDir, "fsync", c.fsync,
 		"auth", c.authToken != "" || c.readToken != "")
 
+	return serveUntilDone(ctx, srv, ln, closeDB, logger)
+}
+
+// serveUntilDone serves on ln until ctx is cancelled, then shuts down in
+// order: stop accepting, let requests in flight finish (up to
+// shutdownTimeout), then closeStore, whose error is the command's.
+func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, closeStore func() error, logger *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
 	select {
 	case err := <-served:
 		// Serve only returns on its own when the listener fails.
-		return errors.Join(fmt.Errorf("serve: %w", err), closeDB())
+		return errors.Join(fmt.Errorf("serve: %w", err), closeStore())
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "timeout", shutdownTimeout)
@@ -194,7 +268,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	<-served // http.ErrServerClosed
 	// Closing the store also ends open watch streams (they are hijacked
 	// connections, which Shutdown does not wait for).
-	if err := closeDB(); err != nil {
+	if err := closeStore(); err != nil {
 		shutErr = err
 	}
 	return shutErr

@@ -46,11 +46,20 @@ func ExportStore(s *engine.Store, w io.Writer) error {
 // skipped); revisions are the store's own. Malformed input gives an error
 // wrapping ErrBadImport.
 func ImportStore(s *engine.Store, r io.Reader) (ImportResult, error) {
+	return ImportWith(r, s.Rev(), s.Bulk)
+}
+
+// ImportWith reads an import file from r and hands its live entries to
+// bulk as puts, all at once (a replicated store sends them through its
+// log); rev is the store's revision, reported when nothing is imported.
+// Malformed input gives an error wrapping ErrBadImport; bulk's errors are
+// returned as they are, except a refused key, which is ErrBadImport too.
+func ImportWith(r io.Reader, rev int64, bulk func([]engine.Op) (engine.TxnResult, error)) (ImportResult, error) {
 	format, entries, err := ReadImport(r)
 	if err != nil {
 		return ImportResult{}, err
 	}
-	res := ImportResult{Format: format, Rev: s.Rev()}
+	res := ImportResult{Format: format, Rev: rev}
 	now := time.Now().UnixMilli()
 	ops := make([]engine.Op, 0, len(entries))
 	for _, e := range entries {
@@ -63,7 +72,7 @@ func ImportStore(s *engine.Store, r io.Reader) (ImportResult, error) {
 	if len(ops) == 0 {
 		return res, nil
 	}
-	tr, err := s.Bulk(ops)
+	tr, err := bulk(ops)
 	if err != nil {
 		var oe *engine.OpError
 		if errors.As(err, &oe) {

@@ -1,0 +1,221 @@
+package engine_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pykv/pykv/engine"
+)
+
+// syncJournal is a journal whose Append takes a while, like an fsync, and
+// which asks the committer to hold groups open for a delay
+// (engine.GroupDelayer). It records the size of every group.
+type syncJournal struct {
+	took  time.Duration
+	delay atomic.Int64 // ns
+
+	mu     sync.Mutex
+	groups []int
+}
+
+func (j *syncJournal) Append(cmds []engine.Command) error {
+	time.Sleep(j.took)
+	j.mu.Lock()
+	j.groups = append(j.groups, len(cmds))
+	j.mu.Unlock()
+	return nil
+}
+
+func (j *syncJournal) CommitDelay() time.Duration { return time.Duration(j.delay.Load()) }
+
+func (j *syncJournal) sizes() []int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.groups)
+}
+
+// TestCommit_HoldsGroupForActiveWriters checks that with a GroupDelayer
+// journal the committer waits for the writers it just answered, so that
+// writers looping on the store, as HTTP clients on keep-alive connections
+// do, share each Append: after the first few groups (while the committer
+// learns how many writers there are), every group holds all of them.
+// Taking only the writers already waiting, as the committer did before,
+// splits them into groups of a few.
+func TestCommit_HoldsGroupForActiveWriters(t *testing.T) {
+	const writers, groups = 8, 40
+	j := &syncJournal{took: time.Millisecond}
+	// Far longer than writers take to come back even on a loaded machine,
+	// so a group is sealed by its last writer joining.
+	j.delay.Store(int64(2 * time.Second))
+	s := mustNew(t, engine.Options{Journal: j})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.Put(fmt.Sprintf("w%d", w), fmt.Sprint(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(time.Minute)
+	for len(j.sizes()) < groups && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	sizes := j.sizes()
+	j.delay.Store(0) // writers leaving one by one must not be waited for
+	close(stop)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	if len(sizes) < groups {
+		t.Fatalf("only %d groups in a minute: %v", len(sizes), sizes)
+	}
+	full := 0
+	for _, n := range sizes[4:groups] {
+		if n == writers {
+			full++
+		}
+	}
+	if want := (groups - 4) * 9 / 10; full < want {
+		t.Errorf("only %d of groups 5 to %d held all %d writers, want at least %d; group sizes %v",
+			full, groups, writers, want, sizes)
+	}
+}
+
+// TestCommit_LoneWriterNotHeld checks that a writer with no others
+// active is committed at once, however long the journal allows holding
+// a group: five writes in a row with a 10 s delay must not take 50 s.
+func TestCommit_LoneWriterNotHeld(t *testing.T) {
+	j := &syncJournal{}
+	j.delay.Store(int64(10 * time.Second))
+	s := mustNew(t, engine.Options{Journal: j})
+	start := time.Now()
+	for i := range 5 {
+		if _, err := s.Put("k", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("5 writes by one writer took %v: the committer held groups for writers that do not exist", took)
+	}
+	if got := j.sizes(); !slices.Equal(got, []int{1, 1, 1, 1, 1}) {
+		t.Errorf("groups %v, want five of one write", got)
+	}
+}
+
+// heldGroup sets up a held group: writer X's write blocks in Append
+// while two more writers queue behind it; once X is answered, the
+// committer expects three writers (X again and the two waiting) and holds
+// the two for X, who never writes again. It returns the channel on which
+// the two report their answers, and when X's group was released.
+func heldGroup(t *testing.T, s *engine.Store, j *gateJournal) (<-chan error, time.Time) {
+	t.Helper()
+	if _, err := s.Put("warm", "x"); err != nil { // a first group of one
+		t.Fatal(err)
+	}
+	j.gate = make(chan struct{})
+	x := make(chan error, 1)
+	go func() { _, err := s.Put("x", "1"); x <- err }()
+	<-j.entered // X's group is in Append
+	answers := make(chan error, 2)
+	for _, k := range []string{"y", "z"} {
+		go func() { _, err := s.Put(k, "1"); answers <- err }()
+	}
+	time.Sleep(100 * time.Millisecond) // let both queue up behind X
+	released := time.Now()
+	close(j.gate)
+	if err := <-x; err != nil {
+		t.Fatal(err)
+	}
+	return answers, released
+}
+
+// gateJournal blocks the first Append after gate is set until it is
+// closed, and asks for a fixed delay.
+type gateJournal struct {
+	delay   time.Duration
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (j *gateJournal) Append(cmds []engine.Command) error {
+	if j.gate != nil {
+		j.once.Do(func() {
+			j.entered <- struct{}{}
+			<-j.gate
+		})
+	}
+	return nil
+}
+
+func (j *gateJournal) CommitDelay() time.Duration { return j.delay }
+
+// TestCommit_HoldBoundedByDelay checks that a group held for a writer who
+// does not come back is committed once the delay has passed, and not
+// before: the hold is real and bounded.
+func TestCommit_HoldBoundedByDelay(t *testing.T) {
+	j := &gateJournal{delay: 300 * time.Millisecond, entered: make(chan struct{}, 1)}
+	s := mustNew(t, engine.Options{Journal: j})
+	answers, released := heldGroup(t, s, j)
+	for range 2 {
+		select {
+		case err := <-answers:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("held writes not answered 30 s after the group was released; the delay is %v", j.delay)
+		}
+	}
+	// Timers never fire early, so the two cannot be answered before the
+	// delay unless the committer did not hold them.
+	if took := time.Since(released); took < j.delay {
+		t.Errorf("held writes answered after %v, before the delay of %v: not held", took, j.delay)
+	}
+}
+
+// TestCommit_CloseEndsHold checks that Close does not wait out a held
+// group's delay (an hour here): the writes held are answered (committed
+// or ErrClosed) and Close returns.
+func TestCommit_CloseEndsHold(t *testing.T) {
+	j := &gateJournal{delay: time.Hour, entered: make(chan struct{}, 1)}
+	s := engine.New(engine.Options{Journal: j})
+	answers, _ := heldGroup(t, s, j)
+	time.Sleep(50 * time.Millisecond) // the committer is holding y and z
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	for range 2 {
+		select {
+		case err := <-answers:
+			if err != nil && !errors.Is(err, engine.ErrClosed) {
+				t.Errorf("held write answered %v, want success or ErrClosed", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a held write was not answered 30 s after Close")
+		}
+	}
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return while a group was held")
+	}
+}

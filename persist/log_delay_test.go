@@ -1,0 +1,71 @@
+package persist_test
+
+import (
+	iofs "io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pykv/pykv/persist"
+)
+
+// slowSyncFS is the OS file system whose log fsyncs take at least d longer.
+type slowSyncFS struct {
+	persist.OSFS
+	d time.Duration
+}
+
+func (fs slowSyncFS) OpenFile(name string, flag int, perm iofs.FileMode) (persist.File, error) {
+	f, err := fs.OSFS.OpenFile(name, flag, perm)
+	if err != nil || !strings.HasPrefix(filepath.Base(name), "wal-") {
+		return f, err
+	}
+	return slowSyncFile{f, fs.d}, nil
+}
+
+type slowSyncFile struct {
+	persist.File
+	d time.Duration
+}
+
+func (f slowSyncFile) Sync() error {
+	time.Sleep(f.d)
+	return f.File.Sync()
+}
+
+// TestLog_CommitDelay checks what the log tells the committer about
+// holding groups open: twice its recent fsync latency in SyncAlways mode,
+// at most 2 ms, and nothing in the modes whose writers do not wait for an
+// fsync.
+func TestLog_CommitDelay(t *testing.T) {
+	delayAfter := func(t *testing.T, mode persist.SyncMode, syncTakes time.Duration, puts int) time.Duration {
+		db := mustOpen(t, t.TempDir(), persist.Options{Sync: mode, FS: slowSyncFS{d: syncTakes}})
+		if got := db.CommitDelayForTest(); got != 0 {
+			t.Errorf("before any fsync: delay %v, want 0", got)
+		}
+		for range puts {
+			mustPut(t, db.Store(), "k", "v")
+		}
+		return db.CommitDelayForTest()
+	}
+	t.Run("Always", func(t *testing.T) {
+		// 40 fsyncs of at least 300 µs: the moving average is at least
+		// 99% of that, so the delay at least 594 µs.
+		if got := delayAfter(t, persist.SyncAlways, 300*time.Microsecond, 40); got < 590*time.Microsecond || got > 2*time.Millisecond {
+			t.Errorf("after fsyncs of at least 300 µs: delay %v, want between 590 µs and 2 ms", got)
+		}
+	})
+	t.Run("AlwaysSlowDisk", func(t *testing.T) {
+		if got := delayAfter(t, persist.SyncAlways, 10*time.Millisecond, 10); got != 2*time.Millisecond {
+			t.Errorf("after fsyncs of at least 10 ms: delay %v, want the cap of 2 ms", got)
+		}
+	})
+	for _, mode := range []persist.SyncMode{persist.SyncEverySec, persist.SyncNever} {
+		t.Run(string(mode), func(t *testing.T) {
+			if got := delayAfter(t, mode, 300*time.Microsecond, 5); got != 0 {
+				t.Errorf("delay %v, want 0: writers do not wait for an fsync", got)
+			}
+		})
+	}
+}

@@ -1,0 +1,12 @@
+package web
+
+import (
+	"log/slog"
+	"net/http"
+)
+
+// WriteErrorForTest answers err as the server's handlers do.
+func WriteErrorForTest(w http.ResponseWriter, r *http.Request, err error) {
+	s := &server{log: slog.New(slog.DiscardHandler)}
+	s.writeError(w, r, err)
+}

@@ -1,0 +1,94 @@
+package web
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+)
+
+// DNS rebinding: a page on an attacker's name (rebind.attacker.example)
+// whose DNS answer later turns to 127.0.0.1 reaches a server on loopback
+// from the victim's browser. To the browser those requests are same-origin
+// (the Origin names the attacker's host, and so does Host), so the
+// cross-origin checks let them through. What gives them away is the Host:
+// a name this server was never told it has. checkHost refuses such
+// requests with 421 before anything else runs, as etcd and Jupyter do.
+
+// hostAllowList is the parsed Options.AllowedHosts.
+type hostAllowList struct {
+	any      bool            // "*": every Host is allowed
+	names    map[string]bool // exact names, lower case
+	suffixes []string        // ".example.com" for "*.example.com"
+}
+
+func newHostAllowList(hosts []string) hostAllowList {
+	l := hostAllowList{names: map[string]bool{}}
+	for _, h := range hosts {
+		h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
+		switch {
+		case h == "":
+		case h == "*":
+			l.any = true
+		case strings.HasPrefix(h, "*."):
+			l.suffixes = append(l.suffixes, h[1:])
+		default:
+			l.names[h] = true
+		}
+	}
+	return l
+}
+
+// hostAllowed reports whether a request may name host (the Host header,
+// port included or not): a loopback name ("localhost", "*.localhost",
+// which browsers resolve to loopback themselves) or address, the address
+// the client connected to (naming it involved no DNS, so no rebinding), or
+// a configured name. An empty Host (HTTP/1.0; no browser sends one) is
+// allowed.
+func (l hostAllowList) hostAllowed(r *http.Request) bool {
+	if l.any || r.Host == "" {
+		return true
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "."))
+	if ip := net.ParseIP(host); ip != nil {
+		if ip.IsLoopback() {
+			return true
+		}
+		if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if la, _, err := net.SplitHostPort(local.String()); err == nil {
+				if lip := net.ParseIP(la); lip != nil && lip.Equal(ip) {
+					return true
+				}
+			}
+		}
+		return l.names[ip.String()]
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || l.names[host] {
+		return true
+	}
+	for _, s := range l.suffixes {
+		if strings.HasSuffix(host, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHost refuses, with 421, requests whose Host the server does not
+// answer for (see hostAllowed).
+func (s *server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hosts.hostAllowed(r) {
+			writeProblem(w, newProblem(http.StatusMisdirectedRequest, fmt.Sprintf(
+				"This server does not answer for the host %q (a defence against DNS rebinding). "+
+					"Use a loopback address or localhost, or start the server with --allowed-hosts (PYKV_ALLOWED_HOSTS) naming it.",
+				r.Host)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
