@@ -16,8 +16,8 @@ import (
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
-	"github.com/pykv/pykv/persist/codec"
 	"github.com/pykv/pykv/persist/cluster"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // Headers between cluster members.
