@@ -83,7 +83,7 @@ func BenchmarkImportMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := db.ImportFile(bufio.NewReader(in), persist.ImportMerge)
+		res, err := db.Import(bufio.NewReader(in), persist.ImportMerge)
 		in.Close()
 		close(stop)
 		wg.Wait()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // SyncMode says when the log is fsynced.
@@ -138,7 +139,7 @@ func (l *Log) Append(cmds []engine.Command) error {
 	if changes(cmds) <= streamChanges {
 		l.buf = l.buf[:0]
 		for i := range cmds {
-			l.buf = AppendRecord(l.buf, &cmds[i])
+			l.buf = codec.AppendRecord(l.buf, &cmds[i])
 		}
 		var wn int
 		wn, err = l.f.Write(l.buf)
@@ -153,7 +154,7 @@ func (l *Log) Append(cmds []engine.Command) error {
 		// recovery cuts off: the command is all there or not at all.
 		for i := range cmds {
 			var wn int64
-			wn, l.buf, err = WriteRecord(l.f, &cmds[i], l.buf, streamChunk)
+			wn, l.buf, err = codec.WriteRecord(l.f, &cmds[i], l.buf, streamChunk)
 			n += wn
 			if err != nil {
 				break

@@ -17,6 +17,7 @@ import (
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
 	"github.com/pykv/pykv/persist/cluster"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // Headers between cluster members.
@@ -452,10 +453,10 @@ func (d clusterDB) Status() persist.Status {
 	return persist.Status{Rev: d.node.Store().Rev(), Keys: d.node.Store().Len(), Sync: "raft"}
 }
 
-func (d clusterDB) Export(w io.Writer) error { return persist.ExportStore(d.node.Store(), w) }
+func (d clusterDB) Export(w io.Writer) error { return codec.ExportStore(d.node.Store(), w) }
 
-func (d clusterDB) ImportFile(r io.Reader, mode persist.ImportMode) (persist.FileImportResult, error) {
-	return persist.ImportThrough(d.node.Store(), r, mode, func(ops []engine.Op) (engine.TxnResult, error) {
+func (d clusterDB) Import(r io.Reader, mode persist.ImportMode) (persist.ImportResult, error) {
+	return codec.ImportThrough(d.node.Store(), r, mode, func(ops []engine.Op) (engine.TxnResult, error) {
 		return d.node.Write(context.Background(), ops, true)
 	})
 }

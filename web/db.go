@@ -18,11 +18,11 @@ type DB interface {
 	Status() persist.Status
 	// Export writes the store in the snapshot format.
 	Export(w io.Writer) error
-	// ImportFile loads a snapshot or a flat file as one write, skipping
+	// Import loads a snapshot or a flat file as one write, skipping
 	// unchanged keys; in persist.ImportReplace mode it also deletes the
 	// keys the file does not hold. Malformed input gives an error wrapping
 	// persist.ErrBadImport.
-	ImportFile(r io.Reader, mode persist.ImportMode) (persist.FileImportResult, error)
+	Import(r io.Reader, mode persist.ImportMode) (persist.ImportResult, error)
 	// Err is non-nil once the store refuses writes after an I/O failure.
 	Err() error
 }

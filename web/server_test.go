@@ -113,8 +113,8 @@ func (f fakeDB) Status() persist.Status {
 	return persist.Status{Failed: fmt.Sprint(f.err)}
 }
 func (f fakeDB) Export(w io.Writer) error { return f.err }
-func (f fakeDB) ImportFile(io.Reader, persist.ImportMode) (persist.FileImportResult, error) {
-	return persist.FileImportResult{}, f.err
+func (f fakeDB) Import(io.Reader, persist.ImportMode) (persist.ImportResult, error) {
+	return persist.ImportResult{}, f.err
 }
 func (f fakeDB) Err() error { return f.err }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // Defaults for the zero values of WatchOptions. The timing constants follow
@@ -724,12 +724,10 @@ func (st *stream) fail(err error) {
 // frame, and waits a moment for the client's answer.
 func (st *stream) closeWith(code int, reason, text, message string) {
 	if reason != "" {
-		st.buf = append(st.buf[:0], `{"type":"compacted","rev":`...)
-		st.buf = strconv.AppendInt(st.buf, st.h.store.Rev(), 10)
-		st.buf = append(st.buf, `,"reason":`...)
-		st.buf = appendJSONString(st.buf, reason)
-		st.buf = append(st.buf, `,"message":`...)
-		st.buf = appendJSONString(st.buf, message)
+		st.buf = codec.AppendStringField(st.buf[:0], '{', "type", "compacted", false)
+		st.buf = codec.AppendRev(st.buf, ',', st.h.store.Rev())
+		st.buf = codec.AppendStringField(st.buf, ',', "reason", reason, false)
+		st.buf = codec.AppendStringField(st.buf, ',', "message", message, false)
 		st.buf = append(st.buf, '}')
 		if err := st.writeMessage(st.buf); err != nil {
 			return
@@ -746,8 +744,8 @@ func (st *stream) closeWith(code int, reason, text, message string) {
 }
 
 func (st *stream) writeProgress(rev int64) error {
-	st.buf = append(st.buf[:0], `{"type":"progress","rev":`...)
-	st.buf = strconv.AppendInt(st.buf, rev, 10)
+	st.buf = codec.AppendStringField(st.buf[:0], '{', "type", "progress", false)
+	st.buf = codec.AppendRev(st.buf, ',', rev)
 	st.buf = append(st.buf, '}')
 	return st.writeMessage(st.buf)
 }
@@ -791,8 +789,8 @@ func encodedSize(events []engine.Event, withPrev bool) int {
 
 // endEvents closes an events message with its rev.
 func endEvents(b []byte, rev int64) []byte {
-	b = append(b, `],"rev":`...)
-	b = strconv.AppendInt(b, rev, 10)
+	b = append(b, ']')
+	b = codec.AppendRev(b, ',', rev)
 	return append(b, '}')
 }
 
@@ -808,36 +806,26 @@ func (st *stream) writeMessage(msg []byte) error {
 // thousands of writes a second and a hundred subscribers that is most of the
 // stream's CPU time.
 func appendEvent(b []byte, ev *engine.Event, withPrev bool) []byte {
-	b = append(b, `{"type":`...)
-	b = appendJSONString(b, string(ev.Type))
-	b = append(b, `,"key":`...)
-	b = appendJSONString(b, ev.Key)
+	b = codec.AppendStringField(b, '{', "type", string(ev.Type), false)
+	b = codec.AppendKey(b, ',', ev.Key, false)
 	if e := ev.Entry; e != nil {
-		b = append(b, `,"value":`...)
-		b = appendJSONString(b, e.Value)
+		b = codec.AppendValue(b, ',', e.Value, false)
 	}
-	b = append(b, `,"rev":`...)
-	b = strconv.AppendInt(b, ev.Rev, 10)
+	b = codec.AppendRev(b, ',', ev.Rev)
 	if e := ev.Entry; e != nil {
-		b = append(b, `,"create_rev":`...)
-		b = strconv.AppendInt(b, e.CreateRev, 10)
-		b = append(b, `,"version":`...)
-		b = strconv.AppendInt(b, e.Version, 10)
-		if e.ExpiresAt != 0 {
-			b = append(b, `,"expires_at":`...)
-			b = strconv.AppendInt(b, e.ExpiresAt, 10)
-		}
+		b = codec.AppendCreateRev(b, ',', e.CreateRev)
+		b = codec.AppendVersion(b, ',', e.Version)
+		b = codec.AppendExpiresAt(b, ',', e.ExpiresAt)
 	}
 	if withPrev && ev.Prev != nil {
-		b = append(b, `,"prev_value":`...)
-		b = appendJSONString(b, ev.Prev.Value)
+		b = codec.AppendStringField(b, ',', "prev_value", ev.Prev.Value, false)
 	}
 	return append(b, '}')
 }
 
 // appendJSONString appends s as a JSON string, HTML characters left as
-// they are like the rest of the API's JSON (see persist.AppendJSONString).
-func appendJSONString(b []byte, s string) []byte { return persist.AppendJSONString(b, s, false) }
+// they are like the rest of the API's JSON (see codec.AppendJSONString).
+func appendJSONString(b []byte, s string) []byte { return codec.AppendJSONString(b, s, false) }
 
 // coalesce returns how long a caught-up stream pauses after a message:
 // Options.Coalesce, longer when many streams are open (see

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // handleExport streams the whole store in the snapshot format, consistent
@@ -65,13 +66,13 @@ func (s *server) handleImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, s.opts.MaxImportBytes)
-	var res persist.FileImportResult
+	var res persist.ImportResult
 	if s.cluster != nil {
-		res, err = persist.ImportThrough(s.store, body, mode, func(ops []engine.Op) (engine.TxnResult, error) {
+		res, err = codec.ImportThrough(s.store, body, mode, func(ops []engine.Op) (engine.TxnResult, error) {
 			return s.write(w, r, ops, true)
 		})
 	} else {
-		res, err = s.db.ImportFile(body, mode)
+		res, err = s.db.Import(body, mode)
 	}
 	if err != nil {
 		if errors.Is(err, persist.ErrBadImport) {

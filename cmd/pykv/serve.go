@@ -49,6 +49,8 @@ type serveConfig struct {
 	// Cluster mode (set when nodeID is).
 	nodeID         string
 	raftAddr       string
+	raftAdv        string
+	snapEntries    uint64
 	join           string
 	peerCert       string
 	peerKey        string
@@ -76,6 +78,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this member's ID, unique and fixed for life (empty: a single node)")
 	fs.StringVar(&c.raftAddr, "raft-addr", "", "cluster mode: host:port for raft traffic between members, as peers reach it")
+	fs.StringVar(&c.raftAdv, "raft-advertise", "", "cluster mode: host:port peers dial to reach --raft-addr, when something forwards between (default: --raft-addr)")
+	fs.Uint64Var(&c.snapEntries, "raft-snapshot-entries", 8192, "cluster mode: raft log entries between snapshots (and kept after one, plus 2048)")
 	fs.StringVar(&c.join, "join", "", "cluster mode: HTTP URL of any member, to join its cluster (ignored once a member)")
 	fs.StringVar(&c.peerCert, "peer-cert", "", "cluster mode: PEM certificate this member shows its peers (mutual TLS)")
 	fs.StringVar(&c.peerKey, "peer-key", "", "cluster mode: PEM private key of --peer-cert")

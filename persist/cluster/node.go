@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
@@ -82,8 +83,11 @@ func (e *NotLeaderError) Unwrap() []error {
 type Options struct {
 	ID       string // this member's ID, unique in the cluster and fixed for life
 	RaftAddr string // host:port raft listens on and peers dial; port 0 picks one
-	APIAddr  string // this member's HTTP API base URL, told to the others
-	Dir      string // data folder: raft.db (log and votes) and snapshots/
+	// RaftAdvertise, when set, is the host:port peers dial instead of
+	// RaftAddr (a port forwarder or NAT between them).
+	RaftAdvertise string
+	APIAddr       string // this member's HTTP API base URL, told to the others
+	Dir           string // data folder: raft.db (log and votes) and snapshots/
 	// PeerTLS, when set, makes raft traffic mutual TLS: its Certificates
 	// are presented, and peers must show a certificate signed by RootCAs
 	// (ClientCAs defaults to RootCAs). Without it RaftAddr and every peer
@@ -174,7 +178,7 @@ func Open(opts Options) (*Node, error) {
 		Path:        filepath.Join(opts.Dir, "raft.db"),
 		BoltOptions: &bbolt.Options{Timeout: time.Second},
 	})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", persist.ErrLocked, filepath.Join(opts.Dir, "raft.db"))
 	}
 	if err != nil {
@@ -192,7 +196,7 @@ func Open(opts Options) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open raft snapshots: %w", err))
 	}
-	stream, err := newStreamLayer(opts.RaftAddr, opts.PeerTLS)
+	stream, err := newStreamLayer(opts.RaftAddr, opts.RaftAdvertise, opts.PeerTLS)
 	if err != nil {
 		return fail(err)
 	}

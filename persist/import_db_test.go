@@ -10,27 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
 )
-
-// TestWriteRecord: the record written in pieces is byte for byte the line
-// AppendRecord makes, whatever the piece size.
-func TestWriteRecord(t *testing.T) {
-	cmd := engine.Command{Rev: 42}
-	for i := range 50 {
-		cmd.Changes = append(cmd.Changes, engine.Change{Op: engine.OpPut, Key: fmt.Sprintf("k\u00e9y-%d<>", i), Value: "v\n\"", ExpiresAt: int64(i)})
-	}
-	cmd.Changes = append(cmd.Changes, engine.Change{Op: engine.OpDelete, Key: "gone"})
-	want := persist.AppendRecord(nil, &cmd)
-	for _, chunk := range []int{1, 7, 100, 1 << 20} {
-		var got bytes.Buffer
-		n, _, err := persist.WriteRecord(&got, &cmd, nil, chunk)
-		if err != nil || n != int64(len(want)) || !bytes.Equal(got.Bytes(), want) {
-			t.Errorf("chunk %d: wrote %d bytes (%v), equal to AppendRecord's %d: %v", chunk, n, err, len(want), bytes.Equal(got.Bytes(), want))
-		}
-	}
-}
 
 // TestDB_ImportReopens: an import big enough to be logged in pieces is
 // all there after a reopen.
@@ -47,7 +28,7 @@ func TestDB_ImportReopens(t *testing.T) {
 		fmt.Fprintf(&body, `"key-%05d":"value %d"`, i, i)
 	}
 	body.WriteString("}")
-	res, err := db.ImportFile(&body, persist.ImportMerge)
+	res, err := db.Import(&body, persist.ImportMerge)
 	if err != nil || res.Added != n {
 		t.Fatalf("import: %+v %v", res, err)
 	}
@@ -124,7 +105,7 @@ func TestDB_ImportLoggedInPieces(t *testing.T) {
 	dir := t.TempDir()
 	pfs := &pieceFS{}
 	db := mustOpen(t, dir, persist.Options{FS: pfs, Sync: persist.SyncNever})
-	res, err := db.ImportFile(bytes.NewReader(body), persist.ImportMerge)
+	res, err := db.Import(bytes.NewReader(body), persist.ImportMerge)
 	if err != nil || res.Added != n {
 		t.Fatalf("import: %+v %v", res, err)
 	}
@@ -136,7 +117,7 @@ func TestDB_ImportLoggedInPieces(t *testing.T) {
 	dir = t.TempDir()
 	pfs = &pieceFS{failAt: 2}
 	db = mustOpen(t, dir, persist.Options{FS: pfs, Sync: persist.SyncNever})
-	if _, err := db.ImportFile(bytes.NewReader(body), persist.ImportMerge); err == nil {
+	if _, err := db.Import(bytes.NewReader(body), persist.ImportMerge); err == nil {
 		t.Fatal("import with a failing write: no error")
 	}
 	if db.Store().Len() != 0 || db.Store().Rev() != 0 {

@@ -1,14 +1,13 @@
-package persist_test
+package codec_test
 
 import (
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // Review: ReadSnapshot preallocates min(count, 1<<24) entries from the
@@ -19,7 +18,7 @@ func TestReadImport_HugeCountDoesNotAllocate(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, _, err := persist.ReadImport(strings.NewReader(body))
+	_, _, err := codec.ReadImport(strings.NewReader(body))
 	runtime.ReadMemStats(&after)
 	if err == nil {
 		t.Fatal("import accepted")
@@ -36,9 +35,11 @@ func TestReadImport_HugeCountDoesNotAllocate(t *testing.T) {
 func TestImport_FarExpiry(t *testing.T) {
 	for _, at := range []int64{99_999_999_999_999, 20_000_000_000_000} {
 		s := engine.New(engine.Options{ExpireInterval: time.Hour})
-		body := `{"format":"pykv.snapshot","version":1,"rev":1,"count":1,"entries":[{"key":"k","value":"v","create_rev":1,"mod_rev":1,"version":1,"expires_at":` +
-			strconv.FormatInt(at, 10) + `}]}`
-		_, err := persist.ImportStore(s, strings.NewReader(body))
+		var body strings.Builder
+		if err := codec.WriteSnapshot(&body, 1, []*engine.Entry{{Key: "k", Value: "v", CreateRev: 1, ModRev: 1, Version: 1, ExpiresAt: at}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := codec.ImportStore(s, strings.NewReader(body.String()), codec.ImportMerge)
 		e, _ := s.Get("k")
 		s.Close()
 		if err != nil {

@@ -1,4 +1,4 @@
-package persist
+package codec
 
 import (
 	"encoding/json"
@@ -36,17 +36,17 @@ func ParseImportMode(s string) (ImportMode, error) {
 	return "", fmt.Errorf("unknown import mode %q: want merge or replace", s)
 }
 
-// FileImportResult tells what an import did: the format it read, the
+// ImportResult tells what an import did: the format it read, the
 // mode, how many keys the file held, the revision its writes got (the
 // store's revision when it changed nothing) and what became of each key.
-type FileImportResult struct {
+type ImportResult struct {
 	Format string     `json:"format"`
 	Mode   ImportMode `json:"mode"`
 	Keys   int        `json:"keys"`
 	engine.ImportResult
 }
 
-// ImportFile reads a snapshot or a flat PyKV file from r, streaming, and
+// ImportStore reads a snapshot or a flat PyKV file from r, streaming, and
 // writes it into s as one write (see engine.Store.Import): all of it under
 // one revision, or nothing. Keys whose value and expiry time are unchanged
 // are left alone; in ImportReplace mode the keys the file does not hold
@@ -58,30 +58,30 @@ type FileImportResult struct {
 // Memory: the body is never held whole. What the import keeps while it
 // runs is the keys and values themselves (which become the store's), 40
 // bytes a key for the list of entries, and the store's 64 bytes a changed
-// key for the write (see BenchmarkImportMemory).
-func ImportFile(s *engine.Store, r io.Reader, mode ImportMode) (FileImportResult, error) {
+// key for the write (see persist's BenchmarkImportMemory).
+func ImportStore(s *engine.Store, r io.Reader, mode ImportMode) (ImportResult, error) {
 	if mode == "" {
 		mode = ImportMerge
 	}
 	if mode != ImportMerge && mode != ImportReplace {
-		return FileImportResult{}, fmt.Errorf("unknown import mode %q", mode)
+		return ImportResult{}, fmt.Errorf("unknown import mode %q", mode)
 	}
-	format, entries, err := ReadImportFile(r)
+	format, entries, err := ReadImport(r)
 	if err != nil {
-		return FileImportResult{}, err
+		return ImportResult{}, err
 	}
 	res, err := s.Import(entries, mode == ImportReplace)
 	if err != nil {
 		var oe *engine.OpError
 		if errors.As(err, &oe) {
-			return FileImportResult{}, fmt.Errorf("%w: key %q: %w", ErrBadImport, oe.Key, oe.Err)
+			return ImportResult{}, fmt.Errorf("%w: key %q: %w", ErrBadImport, oe.Key, oe.Err)
 		}
-		return FileImportResult{}, err
+		return ImportResult{}, err
 	}
-	return FileImportResult{Format: format, Mode: mode, Keys: len(entries), ImportResult: res}, nil
+	return ImportResult{Format: format, Mode: mode, Keys: len(entries), ImportResult: res}, nil
 }
 
-// ReadImportFile decodes an import file, streaming: a snapshot, or a flat
+// ReadImport decodes an import file, streaming: a snapshot, or a flat
 // object mapping keys to string values. A file whose first field says it
 // is a PyKV snapshot is checked as one, whatever its whitespace: its
 // fields in the order export writes them, its count, its key order and
@@ -90,7 +90,7 @@ func ImportFile(s *engine.Store, r io.Reader, mode ImportMode) (FileImportResult
 // In a flat file, a value that is not a string (null included), a key
 // given twice and invalid UTF-8 are errors naming the key. Entries come
 // back sorted by key; errors wrap ErrBadImport.
-func ReadImportFile(r io.Reader) (format string, entries []engine.ImportEntry, err error) {
+func ReadImport(r io.Reader) (format string, entries []engine.ImportEntry, err error) {
 	vr := &utf8Reader{r: r, bad: -1}
 	d := &importDecoder{dec: json.NewDecoder(vr), vr: vr}
 	d.dec.DisallowUnknownFields()
@@ -461,7 +461,7 @@ func (u *utf8Reader) check(b []byte, last bool) {
 	}
 }
 
-// ImportThrough is ImportFile for a store whose writes go elsewhere (a
+// ImportThrough is ImportStore for a store whose writes go elsewhere (a
 // cluster member's go through the replicated log): it reads the file,
 // plans the writes against s (see engine.Store.PlanImport) and hands them
 // to write as one transaction. The operations are conditional on the
@@ -469,31 +469,31 @@ func (u *utf8Reader) check(b []byte, last bool) {
 // whole import fail with an *engine.ConditionError (retry it) instead of
 // undoing that write. Unlike ImportFile it holds the planned operations in
 // memory as well as the entries.
-func ImportThrough(s *engine.Store, r io.Reader, mode ImportMode, write func([]engine.Op) (engine.TxnResult, error)) (FileImportResult, error) {
+func ImportThrough(s *engine.Store, r io.Reader, mode ImportMode, write func([]engine.Op) (engine.TxnResult, error)) (ImportResult, error) {
 	if mode == "" {
 		mode = ImportMerge
 	}
 	if mode != ImportMerge && mode != ImportReplace {
-		return FileImportResult{}, fmt.Errorf("unknown import mode %q", mode)
+		return ImportResult{}, fmt.Errorf("unknown import mode %q", mode)
 	}
-	format, entries, err := ReadImportFile(r)
+	format, entries, err := ReadImport(r)
 	if err != nil {
-		return FileImportResult{}, err
+		return ImportResult{}, err
 	}
 	ops, res, err := s.PlanImport(entries, mode == ImportReplace)
 	if err != nil {
 		var oe *engine.OpError
 		if errors.As(err, &oe) {
-			return FileImportResult{}, fmt.Errorf("%w: key %q: %w", ErrBadImport, oe.Key, oe.Err)
+			return ImportResult{}, fmt.Errorf("%w: key %q: %w", ErrBadImport, oe.Key, oe.Err)
 		}
-		return FileImportResult{}, err
+		return ImportResult{}, err
 	}
 	if len(ops) > 0 {
 		tr, err := write(ops)
 		if err != nil {
-			return FileImportResult{}, err
+			return ImportResult{}, err
 		}
 		res.Rev = tr.Rev
 	}
-	return FileImportResult{Format: format, Mode: mode, Keys: len(entries), ImportResult: res}, nil
+	return ImportResult{Format: format, Mode: mode, Keys: len(entries), ImportResult: res}, nil
 }

@@ -1,4 +1,4 @@
-package persist_test
+package codec_test
 
 import (
 	"bytes"
@@ -9,13 +9,13 @@ import (
 	"testing/iotest"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
-// TestReadImportFile_Snapshot: an export reads back exactly, also one byte
+// TestReadImport_Snapshot: an export reads back exactly, also one byte
 // at a time (sequences of UTF-8 cut between reads) and re-indented; a
 // changed byte anywhere but in whitespace is refused.
-func TestReadImportFile_Snapshot(t *testing.T) {
+func TestReadImport_Snapshot(t *testing.T) {
 	s := engine.New(engine.Options{})
 	defer s.Close()
 	want := []engine.ImportEntry{{Key: "a", Value: "1"}, {Key: "z", Value: "", ExpiresAt: 4102444800000}, {Key: "ünï/日本", Value: "x\"y\\z\u2028<>&"}}
@@ -25,7 +25,7 @@ func TestReadImportFile_Snapshot(t *testing.T) {
 		}
 	}
 	var export bytes.Buffer
-	if err := persist.ExportStore(s, &export); err != nil {
+	if err := codec.ExportStore(s, &export); err != nil {
 		t.Fatal(err)
 	}
 	var indented bytes.Buffer
@@ -33,8 +33,8 @@ func TestReadImportFile_Snapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, data := range map[string][]byte{"export": export.Bytes(), "indented": indented.Bytes()} {
-		format, got, err := persist.ReadImportFile(iotest.OneByteReader(bytes.NewReader(data)))
-		if err != nil || format != persist.FormatSnapshot || len(got) != len(want) {
+		format, got, err := codec.ReadImport(iotest.OneByteReader(bytes.NewReader(data)))
+		if err != nil || format != codec.FormatSnapshot || len(got) != len(want) {
 			t.Fatalf("%s: %q, %+v, %v", name, format, got, err)
 		}
 		for i := range want {
@@ -51,28 +51,28 @@ func TestReadImportFile_Snapshot(t *testing.T) {
 		}
 		changed := bytes.Clone(data)
 		changed[i] ^= 0x01
-		if _, _, err := persist.ReadImportFile(bytes.NewReader(changed)); err == nil {
+		if _, _, err := codec.ReadImport(bytes.NewReader(changed)); err == nil {
 			t.Errorf("byte %d (%q) changed to %q: accepted", i, data[i], changed[i])
-		} else if !errors.Is(err, persist.ErrBadImport) {
+		} else if !errors.Is(err, codec.ErrBadImport) {
 			t.Errorf("byte %d changed: %v does not wrap ErrBadImport", i, err)
 		}
 	}
 }
 
-// TestReadImportFile_Flat: a flat file's entries come back sorted; bad ones
+// TestReadImport_Flat: a flat file's entries come back sorted; bad ones
 // are refused naming the key.
-func TestReadImportFile_Flat(t *testing.T) {
-	format, got, err := persist.ReadImportFile(strings.NewReader(` {"b":"2", "format":"json", "a":"1"} `))
-	if err != nil || format != persist.FormatFlat || len(got) != 3 || got[0].Key != "a" || got[1].Key != "b" || got[2] != (engine.ImportEntry{Key: "format", Value: "json"}) {
+func TestReadImport_Flat(t *testing.T) {
+	format, got, err := codec.ReadImport(strings.NewReader(` {"b":"2", "format":"json", "a":"1"} `))
+	if err != nil || format != codec.FormatFlat || len(got) != 3 || got[0].Key != "a" || got[1].Key != "b" || got[2] != (engine.ImportEntry{Key: "format", Value: "json"}) {
 		t.Fatalf("flat file: %q %+v %v", format, got, err)
 	}
 	for _, body := range []string{"", "[]", "null", `"x"`, `{"a":"1"`, `{"a":"1",}`, `{"a":{"b":"c"}}`, `{"a":["b"]}`, `{"a":true}`,
 		`{"a":"1","format":"pykv.snapshot"}`, "{\"a\":\"\xe2\x82\"}", "{\"\xed\xa0\x80\":\"1\"}"} {
-		if _, _, err := persist.ReadImportFile(iotest.OneByteReader(strings.NewReader(body))); !errors.Is(err, persist.ErrBadImport) {
-			t.Errorf("ReadImportFile(%q) = %v, want ErrBadImport", body, err)
+		if _, _, err := codec.ReadImport(iotest.OneByteReader(strings.NewReader(body))); !errors.Is(err, codec.ErrBadImport) {
+			t.Errorf("ReadImport(%q) = %v, want ErrBadImport", body, err)
 		}
 	}
-	if _, got, err := persist.ReadImportFile(strings.NewReader(`{}`)); err != nil || len(got) != 0 {
+	if _, got, err := codec.ReadImport(strings.NewReader(`{}`)); err != nil || len(got) != 0 {
 		t.Errorf("{}: %+v %v", got, err)
 	}
 }
