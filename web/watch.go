@@ -17,9 +17,11 @@ import (
 )
 
 // Defaults for the zero values of WatchOptions. The timing constants follow
-// one rule: a peer that stops answering is noticed within PingInterval +
-// PongTimeout, and a peer that stops reading within WriteTimeout, so a dead
-// connection never holds a goroutine and a watcher for long.
+// one rule: a peer that stops answering is noticed PongTimeout after the
+// next ping (due PingInterval after the last one, later only while a write
+// is under way, which WriteTimeout bounds), and a peer that stops reading
+// within WriteTimeout, so a dead connection never holds a goroutine and a
+// watcher for long.
 const (
 	// DefaultWatchPingInterval is how often the server pings: well below
 	// the 60 s idle timeouts common in proxies and load balancers.
