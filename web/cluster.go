@@ -17,6 +17,7 @@ import (
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
 	"github.com/pykv/pykv/persist/cluster"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // Headers between cluster members.
@@ -502,10 +503,10 @@ func (d clusterDB) Status() persist.Status {
 	return persist.Status{Rev: d.node.Store().Rev(), Keys: d.node.Store().Len(), Sync: "raft"}
 }
 
-func (d clusterDB) Export(w io.Writer) error { return persist.ExportStore(d.node.Store(), w) }
+func (d clusterDB) Export(w io.Writer) error { return codec.ExportStore(d.node.Store(), w) }
 
 func (d clusterDB) Import(r io.Reader) (persist.ImportResult, error) {
-	return persist.ImportWith(r, d.node.Store().Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
+	return codec.ImportWith(r, d.node.Store().Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
 		return d.node.Write(context.Background(), ops, true)
 	})
 }

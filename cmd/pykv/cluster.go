@@ -169,6 +169,7 @@ func serveCluster(ctx context.Context, c serveConfig, logger *slog.Logger, metri
 			AuthToken: c.authToken, ReadToken: c.readToken,
 			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
 			Static: staticFS(),
+			Watch:  web.WatchOptions{AllowedOrigins: c.allowedOrigins},
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +58,7 @@ type serveConfig struct {
 	peerCA         string
 	allowedHosts   []string
 	trustedProxies []netip.Prefix
+	allowedOrigins []string // browser origins besides the server's own that may open /v1/watch
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -96,6 +98,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 			}
 		}
 		return nil
+	})
+	fs.Func("allowed-origins", "comma-separated browser origins (scheme://host[:port], \"*\" for any) that may open the watch stream "+
+		"(GET /v1/watch) besides the server's own; requests without an Origin (programs, not browsers) are always allowed", func(v string) error {
+		origins, err := parseOrigins(v)
+		c.allowedOrigins = origins
+		return err
 	})
 	fs.Func("trusted-proxies", "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed", func(v string) error {
 		c.trustedProxies = nil
@@ -144,6 +152,28 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		}
 	}
 	return c, nil
+}
+
+// parseOrigins splits a comma-separated list of browser origins, each
+// "*" or scheme://host[:port] with the scheme http or https and nothing
+// after the host (an Origin header never has a path, so an entry with one
+// would match nothing).
+func parseOrigins(v string) ([]string, error) {
+	var origins []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+				strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				return nil, fmt.Errorf("%q is not an origin like https://example.com or http://localhost:3000", o)
+			}
+		}
+		origins = append(origins, o)
+	}
+	return origins, nil
 }
 
 // newLogger returns the server's logger on w.
@@ -223,6 +253,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			AuthToken: c.authToken, ReadToken: c.readToken,
 			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
 			Static: staticFS(),
+			Watch:  web.WatchOptions{AllowedOrigins: c.allowedOrigins},
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
@@ -186,7 +187,7 @@ func Open(opts Options) (*Node, error) {
 		Path:        filepath.Join(opts.Dir, "raft.db"),
 		BoltOptions: &bbolt.Options{Timeout: time.Second},
 	})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", persist.ErrLocked, filepath.Join(opts.Dir, "raft.db"))
 	}
 	if err != nil {
