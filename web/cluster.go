@@ -505,8 +505,8 @@ func (d clusterDB) Status() persist.Status {
 
 func (d clusterDB) Export(w io.Writer) error { return codec.ExportStore(d.node.Store(), w) }
 
-func (d clusterDB) Import(r io.Reader) (persist.ImportResult, error) {
-	return codec.ImportWith(r, d.node.Store().Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
+func (d clusterDB) Import(r io.Reader, mode persist.ImportMode) (persist.ImportResult, error) {
+	return codec.ImportThrough(d.node.Store(), r, mode, func(ops []engine.Op) (engine.TxnResult, error) {
 		return d.node.Write(context.Background(), ops, true)
 	})
 }

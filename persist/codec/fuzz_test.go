@@ -3,8 +3,10 @@ package codec_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist/codec"
@@ -58,13 +60,46 @@ func FuzzReadSnapshot(f *testing.F) {
 	})
 }
 
-// FuzzReadImport: no import file crashes the reader.
+// FuzzReadImport: no import file crashes the reader, and what it accepts
+// is in strict key order, valid UTF-8, and, read from a snapshot, what
+// WriteSnapshot writes for those entries reads back the same.
 func FuzzReadImport(f *testing.F) {
 	f.Add([]byte(`{"a":"1"}`))
 	f.Add([]byte(`{"format":"pykv.snapshot","version":1,"entries":[{"key":"k","value":"v"}]}`))
 	f.Add([]byte(`{"a":1}`))
+	f.Add([]byte(`{"format":"pykv.snapshot","version":1,"rev":1,"count":1,"entries":[` + "\n" +
+		`{"key":"k","value":"v","create_rev":1,"mod_rev":1,"version":1}` + "\n" + `],"crc":"00000000"}`))
+	f.Add([]byte("{\"k\":\"\xff\",\"k\":null}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		codec.ReadImport(bytes.NewReader(data))
+		format, entries, err := codec.ReadImport(bytes.NewReader(data))
+		if err != nil {
+			if !errors.Is(err, codec.ErrBadImport) {
+				t.Fatalf("error %v does not wrap ErrBadImport", err)
+			}
+			return
+		}
+		for i, e := range entries {
+			if !utf8.ValidString(e.Key) || !utf8.ValidString(e.Value) {
+				t.Fatalf("accepted entry %d is not valid UTF-8: %q", i, e.Key)
+			}
+			if i > 0 && e.Key <= entries[i-1].Key {
+				t.Fatalf("accepted entries out of order or twice: %q after %q", e.Key, entries[i-1].Key)
+			}
+		}
+		if format != codec.FormatSnapshot {
+			return
+		}
+		var out bytes.Buffer
+		ptrs := make([]*engine.Entry, len(entries))
+		for i, e := range entries {
+			ptrs[i] = &engine.Entry{Key: e.Key, Value: e.Value, CreateRev: 1, ModRev: 1, Version: 1, ExpiresAt: e.ExpiresAt}
+		}
+		if err := codec.WriteSnapshot(&out, 1, ptrs); err != nil {
+			t.Fatal(err)
+		}
+		if _, again, err := codec.ReadImport(&out); err != nil || len(again) != len(entries) {
+			t.Fatalf("accepted snapshot does not round-trip: %d entries, %v", len(again), err)
+		}
 	})
 }
 
