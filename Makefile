@@ -59,7 +59,7 @@ FUZZ_TARGETS ?= persist/codec:FuzzDecodeRecord persist/codec:FuzzReadSnapshot pe
 FUZZTIME     ?= 50000x
 
 .PHONY: all build wasm run deps deps-chromium deps-driver check fmt-check vet staticcheck generate generate-check test-go \
-	test test-e2e test-wasm fuzz mutants bench bench-http bench-peers bench-peers-deps swaggerui soak clean distclean
+	test test-e2e test-wasm fuzz mutants bench bench-http bench-peers bench-peers-deps bench-cluster bench-cluster-deps swaggerui soak clean distclean
 
 # The default goal builds the server.
 all: build
@@ -195,9 +195,26 @@ mutants:
 
 # bench runs every benchmark once, with allocation counts, then the
 # interleaved comparison with the peers (bench-peers).
-bench: deps build bench-peers-deps
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -skip='^BenchmarkPeers$$' ./...
+bench: deps build bench-peers-deps bench-cluster-deps
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -skip='^Benchmark(Peers|Cluster)$$' ./...
 	@$(MAKE) --no-print-directory bench-peers
+	@$(MAKE) --no-print-directory bench-cluster
+
+# bench-cluster-deps installs Debian's etcd-server, the three-member
+# cluster issue 11's comparison runs beside PyKV's.
+bench-cluster-deps:
+	@command -v etcd >/dev/null || { \
+		echo "installing etcd-server with apt-get"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y etcd-server; \
+	}
+
+# bench-cluster runs issue 11's comparison (e2e/cluster_bench_test.go): a
+# three-member PyKV cluster and a three-member etcd on loopback, 32
+# connections, 10k keys, 100-byte values: PUT, linearizable and local GET,
+# and failover (leader killed to first acknowledged write), in one run.
+bench-cluster: build bench-cluster-deps
+	$(GO) test -run='^$$' -bench='^BenchmarkCluster$$' -benchtime=1x -count=1 -timeout 20m ./e2e/
 
 # bench-peers-deps installs the comparison's peers and load generator from
 # Debian unless they are there: Redis, webdis in front of it, wrk, and
