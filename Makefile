@@ -42,6 +42,11 @@ GO_DIRS = $(shell $(GO) list -f '{{.Dir}}' ./...)
 # TestDB_Kill9 with 5 cycles instead of 25) to stay under a minute; `make
 # test` runs check with CHECK_TESTFLAGS empty, so every test runs in full.
 CHECK_TESTFLAGS ?= -short
+# TEST_P is how many packages' tests run at once. Their tests spend most of
+# their time waiting (fsyncs, timers, child processes, raft elections), so
+# four test binaries keep the two cores busier than go test's default of
+# one per core: test-go took 25 s instead of 49 s (2026-12-03, load 4-5).
+TEST_P ?= 4
 
 # Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
 # package relative to the repo root, e.g. `persist/codec:FuzzDecodeRecord`.
@@ -128,7 +133,7 @@ staticcheck:
 
 # test-go runs the race tests of every package that needs no browser.
 test-go:
-	$(GO) test -race -count=1 $(CHECK_TESTFLAGS) -timeout 15m $(CHECK_PKGS)
+	$(GO) test -race -count=1 -p $(TEST_P) $(CHECK_TESTFLAGS) -timeout 15m $(CHECK_PKGS)
 
 # test runs everything CI checks, layer by layer in the order .ci/run runs
 # them as named steps: check with every test in full, the end-to-end tests

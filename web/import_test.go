@@ -9,7 +9,8 @@ import (
 
 // TestImport_Checks: a file that says it is a PyKV snapshot is checked as
 // one whatever its whitespace, and a flat file's null values, duplicate
-// keys and invalid UTF-8 are refused naming the key; nothing is stored.
+// keys, invalid UTF-8 and lone UTF-16 surrogate escapes are refused naming
+// the key; nothing is stored.
 func TestImport_Checks(t *testing.T) {
 	src := mustOpenServer(t)
 	wantStatus(t, src.do("PUT", "/v1/kv/a", "1"), http.StatusCreated)
@@ -30,6 +31,8 @@ func TestImport_Checks(t *testing.T) {
 		{"flat duplicate key", `{"k":"1","x":"2","k":"3"}`, `"k"`},
 		{"flat invalid UTF-8 value", "{\"x\":\"1\",\"k\":\"\xff\"}", `"k"`},
 		{"flat invalid UTF-8 key", "{\"x\":\"1\",\"k\xc3\":\"v\"}", "UTF-8"},
+		{"flat lone surrogate escape in a value", `{"x":"1","k":"\ud800"}`, `"k"`},
+		{"flat lone surrogate escape in a key", `{"x":"1","k\udc00":"v"}`, "surrogate"},
 		{"flat number value", `{"k":1}`, `"k"`},
 		{"trailing data", `{"k":"1"} {"x":"2"}`, "after"},
 	} {

@@ -310,8 +310,7 @@ func TestNode_LinearizableRead(t *testing.T) {
 
 func testLinearizableRead(t *testing.T, peerCheck bool) {
 	var byAPI sync.Map // API address → *member
-	var c *testCluster
-	c = mustCluster(t, 3, func(o *cluster.Options) {
+	c := mustCluster(t, 3, func(o *cluster.Options) {
 		if !peerCheck {
 			return
 		}

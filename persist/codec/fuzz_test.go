@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -61,7 +62,8 @@ func FuzzReadSnapshot(f *testing.F) {
 }
 
 // FuzzReadImport: no import file crashes the reader, and what it accepts
-// is in strict key order, valid UTF-8, and, read from a snapshot, what
+// is in strict key order, valid UTF-8 with no U+FFFD the file did not
+// hold, and, read from a snapshot, what
 // WriteSnapshot writes for those entries reads back the same.
 func FuzzReadImport(f *testing.F) {
 	f.Add([]byte(`{"a":"1"}`))
@@ -70,6 +72,7 @@ func FuzzReadImport(f *testing.F) {
 	f.Add([]byte(`{"format":"pykv.snapshot","version":1,"rev":1,"count":1,"entries":[` + "\n" +
 		`{"key":"k","value":"v","create_rev":1,"mod_rev":1,"version":1}` + "\n" + `],"crc":"00000000"}`))
 	f.Add([]byte("{\"k\":\"\xff\",\"k\":null}"))
+	f.Add([]byte(`{"k":"\ud800","\udc00":"\ud83d\ude00"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		format, entries, err := codec.ReadImport(bytes.NewReader(data))
 		if err != nil {
@@ -77,6 +80,16 @@ func FuzzReadImport(f *testing.F) {
 				t.Fatalf("error %v does not wrap ErrBadImport", err)
 			}
 			return
+		}
+		// Every U+FFFD accepted was in the file as one, raw or escaped:
+		// none stands in for invalid UTF-8 or a lone surrogate escape.
+		inFile := bytes.Count(data, []byte("\ufffd")) + bytes.Count(bytes.ToLower(data), []byte(`\ufffd`))
+		accepted := 0
+		for _, e := range entries {
+			accepted += strings.Count(e.Key, "\ufffd") + strings.Count(e.Value, "\ufffd")
+		}
+		if accepted > inFile {
+			t.Fatalf("accepted %d U+FFFD, the file holds only %d", accepted, inFile)
 		}
 		for i, e := range entries {
 			if !utf8.ValidString(e.Key) || !utf8.ValidString(e.Value) {

@@ -91,7 +91,7 @@ func ImportStore(s *engine.Store, r io.Reader, mode ImportMode) (ImportResult, e
 // given twice and invalid UTF-8 are errors naming the key. Entries come
 // back sorted by key; errors wrap ErrBadImport.
 func ReadImport(r io.Reader) (format string, entries []engine.ImportEntry, err error) {
-	vr := &utf8Reader{r: r, bad: -1}
+	vr := &utf8Reader{r: r, bad: -1, lone: -1, high: -1}
 	d := &importDecoder{dec: json.NewDecoder(vr), vr: vr}
 	d.dec.DisallowUnknownFields()
 	tok, err := d.dec.Token()
@@ -152,15 +152,27 @@ func (d *importDecoder) key(after string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w: want a key after %q, found %s", ErrBadImport, after, describeToken(tok))
 	}
-	if d.badUTF8() {
-		return "", fmt.Errorf("%w: key %q (invalid bytes shown as U+FFFD) is not valid UTF-8", ErrBadImport, k)
+	if why := d.badText(); why != "" {
+		return "", fmt.Errorf("%w: key %q (shown with U+FFFD for what is wrong) %s", ErrBadImport, k, why)
 	}
 	return k, nil
 }
 
-// badUTF8 reports whether invalid UTF-8 was read up to where the decoder is.
-func (d *importDecoder) badUTF8() bool {
-	return d.vr.bad >= 0 && d.vr.bad < d.dec.InputOffset()
+// badText says what is wrong with the text read up to where the decoder
+// is: "" if nothing, else the earliest of invalid UTF-8 and a lone UTF-16
+// surrogate escape, which encoding/json would both quietly turn into
+// U+FFFD.
+func (d *importDecoder) badText() string {
+	off := d.dec.InputOffset()
+	utf := d.vr.bad >= 0 && d.vr.bad < off
+	lone := d.vr.lone >= 0 && d.vr.lone < off
+	switch {
+	case utf && (!lone || d.vr.bad < d.vr.lone):
+		return "is not valid UTF-8"
+	case lone:
+		return `holds a lone UTF-16 surrogate escape (\ud800 to \udfff not in a high-low pair), which stands for no character`
+	}
+	return ""
 }
 
 // flatValue checks the value tok read for key in a flat file.
@@ -173,8 +185,8 @@ func (d *importDecoder) flatValue(tok json.Token, key string) error {
 		return fmt.Errorf("%w: the value of key %q is %s, not a string (the flat format maps keys to string values)", ErrBadImport, key, describeToken(tok))
 	case s == SnapshotFormat && key == "format":
 		return fmt.Errorf(`%w: "format": %q must be the first field of a snapshot`, ErrBadImport, SnapshotFormat)
-	case d.badUTF8():
-		return fmt.Errorf("%w: the value of key %q is not valid UTF-8", ErrBadImport, key)
+	case d.badText() != "":
+		return fmt.Errorf("%w: the value of key %q %s", ErrBadImport, key, d.badText())
 	}
 	return nil
 }
@@ -287,8 +299,8 @@ func (d *importDecoder) snapshot() ([]engine.ImportEntry, error) {
 			}
 			return nil, bad("the entry after key %q: %v", after, err)
 		}
-		if d.badUTF8() {
-			return nil, bad("key %q: not valid UTF-8", se.Key)
+		if why := d.badText(); why != "" {
+			return nil, bad("the entry of key %q %s", se.Key, why)
 		}
 		if n := len(entries); n > 0 {
 			switch prev := entries[n-1].Key; {
@@ -396,8 +408,10 @@ func describeToken(tok json.Token) string {
 }
 
 // utf8Reader passes bytes through and notes the offset of the first byte
-// that is not valid UTF-8 (encoding/json would quietly turn it into
-// U+FFFD). A sequence cut by a read boundary is checked with the next read.
+// that is not valid UTF-8, and of the first lone UTF-16 surrogate escape
+// ("\ud800" with no low half after it, or a low half alone): encoding/json
+// would quietly turn either into U+FFFD. A sequence or an escape cut by a
+// read boundary is checked with the next read.
 type utf8Reader struct {
 	r       io.Reader
 	off     int64   // bytes passed on
@@ -405,12 +419,36 @@ type utf8Reader struct {
 	pending [3]byte // start of a sequence cut by the end of the last read
 	npend   int
 	err     error // the reader's own error other than EOF
+
+	lone   int64    // offset of the first lone surrogate escape, or -1
+	esc    escState // where the escape scanner is
+	code   rune     // the \u escape's digits so far
+	digits int      // how many of them
+	escAt  int64    // offset of the backslash of the escape being read
+	high   int64    // offset of a high surrogate escape awaiting its low half, or -1
 }
+
+// escState is where the surrogate escape scanner is. Backslashes appear
+// only in strings in valid JSON (elsewhere the decoder refuses them), so
+// the scanner needs no notion of strings: it follows escapes alone.
+type escState uint8
+
+const (
+	escNone  escState = iota // not in an escape
+	escSlash                 // after a backslash
+	escHex                   // reading the four digits of \u
+)
 
 func (u *utf8Reader) Read(p []byte) (int, error) {
 	n, err := u.r.Read(p)
 	if u.bad < 0 && n > 0 {
 		u.check(p[:n], err != nil)
+	}
+	if u.lone < 0 && n > 0 {
+		u.scanEscapes(p[:n])
+	}
+	if u.lone < 0 && n == 0 && err != nil && u.high >= 0 {
+		u.lone = u.high // the input ends after a high half
 	}
 	if u.bad < 0 && n == 0 && err != nil && u.npend > 0 {
 		u.bad = u.off - int64(u.npend) // the input ends inside a sequence
@@ -459,6 +497,69 @@ func (u *utf8Reader) check(b []byte, last bool) {
 		}
 		i += size
 	}
+}
+
+// scanEscapes follows the \u escapes in b, which starts at u.off, and
+// notes the first surrogate escape that is not a high half followed at
+// once by a low half.
+func (u *utf8Reader) scanEscapes(b []byte) {
+	for i, c := range b {
+		at := u.off + int64(i)
+		switch u.esc {
+		case escNone:
+			if c == '\\' {
+				u.esc, u.escAt = escSlash, at
+			} else if u.high >= 0 {
+				u.lone = u.high // a high half followed by no escape
+				return
+			}
+		case escSlash:
+			if c == 'u' {
+				u.esc, u.code, u.digits = escHex, 0, 0
+				continue
+			}
+			u.esc = escNone
+			if u.high >= 0 {
+				u.lone = u.high // a high half followed by another escape
+				return
+			}
+		case escHex:
+			d, ok := hexDigit(c)
+			if !ok { // not an escape: the decoder refuses it
+				u.esc = escNone
+				continue
+			}
+			u.code = u.code<<4 | d
+			if u.digits++; u.digits < 4 {
+				continue
+			}
+			u.esc = escNone
+			switch isHigh, isLow := u.code >= 0xd800 && u.code < 0xdc00, u.code >= 0xdc00 && u.code < 0xe000; {
+			case u.high >= 0 && isLow:
+				u.high = -1 // a pair
+			case u.high >= 0:
+				u.lone = u.high
+				return
+			case isHigh:
+				u.high = u.escAt
+			case isLow:
+				u.lone = u.escAt
+				return
+			}
+		}
+	}
+}
+
+func hexDigit(c byte) (rune, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return rune(c - '0'), true
+	case 'a' <= c && c <= 'f':
+		return rune(c-'a') + 10, true
+	case 'A' <= c && c <= 'F':
+		return rune(c-'A') + 10, true
+	}
+	return 0, false
 }
 
 // ImportThrough is ImportStore for a store whose writes go elsewhere (a

@@ -76,3 +76,37 @@ func TestReadImport_Flat(t *testing.T) {
 		t.Errorf("{}: %+v %v", got, err)
 	}
 }
+
+// TestReadImport_Surrogates: a \u escape of a UTF-16 surrogate that is not
+// a high half followed at once by a low half stands for no character;
+// encoding/json would store U+FFFD in its place. It is refused naming the
+// key, also when read one byte at a time; pairs, escaped backslashes and
+// an escaped U+FFFD read as they are.
+func TestReadImport_Surrogates(t *testing.T) {
+	for _, tc := range []struct{ body, key string }{
+		{`{"a":"1","k":"\ud800"}`, `"k"`},
+		{`{"k":"x\uD800y"}`, `"k"`},
+		{`{"k":"\udc00"}`, `"k"`},
+		{`{"k":"\ud800\ud800"}`, `"k"`},
+		{`{"k":"\ud800\n"}`, `"k"`},
+		{`{"k":"\ud800\u0041"}`, `"k"`},
+		{`{"k":"\ud83d\ude00\udfff"}`, `"k"`},
+		{`{"k\ud800":"v"}`, "key \"k\ufffd\""},
+		{`{"a":"1","k\udbff":"v"}`, "key \"k\ufffd\""},
+	} {
+		_, _, err := codec.ReadImport(iotest.OneByteReader(strings.NewReader(tc.body)))
+		if !errors.Is(err, codec.ErrBadImport) || !strings.Contains(err.Error(), tc.key) || !strings.Contains(err.Error(), "surrogate") {
+			t.Errorf("ReadImport(%s) = %v, want ErrBadImport naming %s and the surrogate", tc.body, err, tc.key)
+		}
+	}
+	_, got, err := codec.ReadImport(iotest.OneByteReader(strings.NewReader(`{"a":"\ud83d\ude00","b":"\\ud800","c":"\ufffd","d":"\uDBFF\uDFFF"}`)))
+	want := []engine.ImportEntry{{Key: "a", Value: "😀"}, {Key: "b", Value: `\ud800`}, {Key: "c", Value: "\ufffd"}, {Key: "d", Value: "\U0010ffff"}}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("pairs and escaped backslashes: %+v %v", got, err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("entry %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
