@@ -44,8 +44,8 @@ GO_DIRS = $(shell $(GO) list -f '{{.Dir}}' ./...)
 CHECK_TESTFLAGS ?= -short
 
 # Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
-# package relative to the repo root, e.g. `persist:FuzzDecodeRecord`.
-FUZZ_TARGETS ?= persist:FuzzDecodeRecord persist:FuzzReadSnapshot persist:FuzzReadImport persist:FuzzEntryLine \
+# package relative to the repo root, e.g. `persist/codec:FuzzDecodeRecord`.
+FUZZ_TARGETS ?= persist/codec:FuzzDecodeRecord persist/codec:FuzzReadSnapshot persist/codec:FuzzReadImport persist/codec:FuzzEntryLine \
 	web:FuzzTxnBody web:FuzzKeyPath web:FuzzAppendJSONString
 # FUZZTIME is a number of inputs, not a duration: with a duration, Go's
 # fuzzing coordinator can fail a run that found nothing with "context
@@ -146,9 +146,10 @@ test: deps build
 test-e2e: deps build
 	$(GO) test -race -count=1 -timeout 20m ./e2e/
 
-# test-wasm runs the engine's tests compiled to WebAssembly under node.
+# test-wasm runs the tests of the engine and the codec, the two packages
+# the browser build uses, compiled to WebAssembly under node.
 test-wasm:
-	GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 5m -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./engine/...
+	GOOS=js GOARCH=wasm $(GO) test -count=1 -timeout 5m -exec="$(GOROOT)/lib/wasm/go_js_wasm_exec" ./engine/... ./persist/codec/...
 
 # generate regenerates the templ components (the //go:generate line in
 # web/doc.go runs `go tool templ generate` in web/).

@@ -106,6 +106,23 @@ func TestDashboard_OpenRowEditInPlace(t *testing.T) {
 		t.Errorf("the TTL shown in the form was kept: %v", err)
 	}
 
+	// A change made elsewhere shows in the open panel and its history,
+	// while the form keeps what the person typed.
+	fill(t, page, "Value", "half-typed")
+	apiPut(t, srv, "users/ada", `{"name":"Ada","role":"guest"}`, "")
+	if err := expect.Locator(page.GetByTestId("detail-value")).ToContainText(`"role": "guest"`); err != nil {
+		t.Errorf("the open panel does not follow a change made elsewhere: %v", err)
+	}
+	if err := expect.Locator(page.GetByTestId("history-item")).ToHaveCount(3); err != nil {
+		t.Errorf("history after a change made elsewhere: %v", err)
+	}
+	if got := inputValue(t, page, "Value"); got != "half-typed" {
+		t.Errorf("a change made elsewhere overwrote the form: %q", got)
+	}
+	apiDelete(t, srv, "users/ada")
+	expectText(t, page, "detail-value", "no longer exists")
+	apiPut(t, srv, "users/ada", `{"name":"Ada"}`, "")
+
 	// The keyboard: Tab to a row, Enter opens it; text is not JSON.
 	if err := row(page, "plain").Focus(); err != nil {
 		t.Fatal(err)
@@ -148,6 +165,14 @@ func TestDashboard_DeleteUndo(t *testing.T) {
 		t.Errorf("Undo still offered after use: %v", err)
 	}
 	expectRow(t, page, "kept", "v", pageTimeout)
+
+	// The form's Delete offers Undo too.
+	deleteForm(t, page, "kept")
+	expectNoRow(t, page, "kept", pageTimeout)
+	expectText(t, page, "undo", regexp.MustCompile(`Deleted “kept” at revision \d+\.`))
+	click(t, page, "Undo")
+	expectRow(t, page, "kept", "v", pageTimeout)
+	expectServer(t, srv, "kept", "v")
 }
 
 // TestDashboard_ValuesShown: an empty value reads "(empty)"; a value meant

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // BenchmarkDB_PutAlways: durable puts (fsync before every answer, shared
@@ -62,7 +63,7 @@ func BenchmarkDB_Open1M(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := persist.WriteSnapshot(f, n, entries); err != nil {
+	if err := codec.WriteSnapshot(f, n, entries); err != nil {
 		b.Fatal(err)
 	}
 	f.Close()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // compactRetry is the pause after a failed compaction (a full disk, say).
@@ -117,7 +118,7 @@ func (db *DB) writeSnapshot(rev int64, entries []*engine.Entry) (int64, error) {
 		db.fs.Remove(tmp)
 		return 0, fmt.Errorf("compact: %s %s: %w", step, tmp, err)
 	}
-	if err := WriteSnapshot(f, rev, entries); err != nil {
+	if err := codec.WriteSnapshot(f, rev, entries); err != nil {
 		return fail("write", err)
 	}
 	if err := f.Sync(); err != nil {

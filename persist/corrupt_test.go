@@ -10,6 +10,7 @@ import (
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // image returns a memFS holding exactly files (name -> content).
@@ -186,11 +187,11 @@ func TestDB_Gap(t *testing.T) {
 
 func TestDecodeRecord(t *testing.T) {
 	cmd := engine.Command{Rev: 7, Changes: []engine.Change{{Op: engine.OpPut, Key: "a/ü", Value: "<1>\n", ExpiresAt: 99}, {Op: engine.OpDelete, Key: "b"}}}
-	line := persist.AppendRecord(nil, &cmd)
+	line := codec.AppendRecord(nil, &cmd)
 	if bytes.Count(line, []byte("\n")) != 1 || line[len(line)-1] != '\n' {
 		t.Fatalf("record %q is not one line", line)
 	}
-	got, err := persist.DecodeRecord(line)
+	got, err := codec.DecodeRecord(line)
 	if err != nil || !reflect.DeepEqual(got, cmd) {
 		t.Fatalf("DecodeRecord(AppendRecord(cmd)) = %+v, %v; want %+v", got, err, cmd)
 	}
@@ -199,7 +200,7 @@ func TestDecodeRecord(t *testing.T) {
 		strings.Replace(string(line), `"rev":7`, `"rev":8`, 1),
 		`{"rev":1,"ops":[{"op":"put","key":"a"}],"crc":"zzzzzzzz"}`,
 	} {
-		if _, err := persist.DecodeRecord([]byte(bad)); err == nil {
+		if _, err := codec.DecodeRecord([]byte(bad)); err == nil {
 			t.Errorf("DecodeRecord(%q) succeeded", bad)
 		}
 	}

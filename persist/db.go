@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // File names in a data folder.
@@ -288,7 +289,7 @@ func (db *DB) loadSnapshot(l *engine.Loader) error {
 	if err != nil {
 		return fmt.Errorf("stat snapshot: %w", err)
 	}
-	rev, entries, err := ReadSnapshot(f, filepath.Join(db.dir, snapshotName))
+	rev, entries, err := codec.ReadSnapshot(f, filepath.Join(db.dir, snapshotName))
 	if err != nil {
 		return err
 	}
@@ -313,10 +314,10 @@ func (db *DB) replay(l *engine.Loader, name string, first int64, last bool) (int
 		return 0, nil, fmt.Errorf("open log: %w", err)
 	}
 	defer f.Close()
-	lr := newLineReader(f)
+	lr := codec.NewLineReader(f)
 	for {
-		off := lr.off
-		line, err := lr.next()
+		off := lr.Offset()
+		line, err := lr.Next()
 		if err == io.EOF {
 			return off, nil, nil
 		}
@@ -327,7 +328,7 @@ func (db *DB) replay(l *engine.Loader, name string, first int64, last bool) (int
 		if line[len(line)-1] != '\n' {
 			err = fmt.Errorf("%w: record has no end of line", ErrMalformed)
 		} else {
-			cmd, err = DecodeRecord(line)
+			cmd, err = codec.DecodeRecord(line)
 		}
 		if err != nil {
 			whole := line[len(line)-1] == '\n'
@@ -371,13 +372,13 @@ func (db *DB) replay(l *engine.Loader, name string, first int64, last bool) (int
 }
 
 // anyValidAfter reports whether a valid record follows in lr (consuming it).
-func (db *DB) anyValidAfter(lr *lineReader) bool {
+func (db *DB) anyValidAfter(lr *codec.LineReader) bool {
 	for {
-		line, err := lr.next()
+		line, err := lr.Next()
 		if err != nil {
 			return false
 		}
-		if _, err := DecodeRecord(line); err == nil && line[len(line)-1] == '\n' {
+		if _, err := codec.DecodeRecord(line); err == nil && line[len(line)-1] == '\n' {
 			return true
 		}
 	}

@@ -10,9 +10,11 @@
 // whole groups). Compact, run in the background once the log outgrows the
 // snapshot, writes a new snapshot atomically and drops the log it covers.
 //
-// The codec (AppendRecord, DecodeRecord, WriteSnapshot, ReadSnapshot,
-// ReadImport) has no file system dependency; the browser copy uses it to keep
-// the same format in localStorage.
+// The format itself (log records, snapshots, import and export) is the
+// subpackage persist/codec, which has no file system in it; the browser
+// copy uses it to keep the same format in localStorage. persist names the
+// codec's errors (CorruptError, ErrChecksum, ErrMalformed, ErrBadImport)
+// too, so a program using persist needs no second import to check them.
 //
 // # Caveats
 //

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // SyncMode says when the log is fsynced.
@@ -119,7 +120,7 @@ func (l *Log) Append(cmds []engine.Command) error {
 	}
 	l.buf = l.buf[:0]
 	for i := range cmds {
-		l.buf = AppendRecord(l.buf, &cmds[i])
+		l.buf = codec.AppendRecord(l.buf, &cmds[i])
 	}
 	n, err := l.f.Write(l.buf)
 	if err == nil && n != len(l.buf) {

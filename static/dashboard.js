@@ -499,7 +499,16 @@
     e.preventDefault();
     write('put');
   });
-  el.del.addEventListener('click', () => write('delete'));
+  // The form's Delete, like a row's, acts at once and offers Undo.
+  el.del.addEventListener('click', () => {
+    const key = el.key.value;
+    if (key === '') {
+      showError('Enter a key.');
+      el.key.focus();
+      return;
+    }
+    deleteRow(key);
+  });
 
   // ---- search and paging.
   // go shows the page after the cursor (back: the cursors of the pages
@@ -1263,17 +1272,31 @@
     state.open = key;
     el.detail.hidden = false;
     el.detailKey.textContent = key;
-    const pretty = asJSON(e.value);
-    el.detailValue.textContent = pretty !== null ? pretty : (e.value === '' ? '(empty)' : e.value);
-    el.detailValue.classList.toggle('empty-value', e.value === '');
-    el.detailFormat.textContent = pretty !== null ? 'JSON, shown formatted' : `Text, ${sizeText(utf8.encode(e.value).length)}`;
-    el.detailValue.dataset.raw = e.value;
-    el.copyStatus.textContent = '';
+    showDetailValue(e.value);
     for (const r of rows()) r.classList.toggle('open', r.dataset.key === key);
     showStatus(`Opened “${key}” (revision ${e.mod_rev}). Change it and press Put.`);
     await loadHistory();
     (focusValue ? el.value : el.detail).scrollIntoView({ block: 'nearest' });
     if (focusValue) el.value.focus();
+  }
+
+  // showDetailValue shows the opened key's value in the panel: JSON
+  // pretty-printed, text as it is; null says the key is gone.
+  function showDetailValue(value) {
+    el.copyStatus.textContent = '';
+    el.copyValue.hidden = value === null;
+    if (value === null) {
+      el.detailValue.textContent = 'This key no longer exists.';
+      el.detailValue.classList.add('empty-value');
+      el.detailFormat.textContent = 'Deleted';
+      el.detailValue.dataset.raw = '';
+      return;
+    }
+    const pretty = asJSON(value);
+    el.detailValue.textContent = pretty !== null ? pretty : (value === '' ? '(empty)' : value);
+    el.detailValue.classList.toggle('empty-value', value === '');
+    el.detailFormat.textContent = pretty !== null ? 'JSON, shown formatted' : `Text, ${sizeText(utf8.encode(value).length)}`;
+    el.detailValue.dataset.raw = value;
   }
 
   function closeDetail() {
@@ -1336,6 +1359,7 @@
         const items = off.db ? off.db.history(key, 100) : [];
         if (seq !== historySeq) return;
         el.historyList.replaceChildren(...items.map((c) => historyItem(c, true)));
+        if (items.length > 0) showDetailValue(items[0].type === 'put' ? (items[0].value || '') : null);
         el.historyNote.textContent = items.length
           ? 'Offline: the changes made in this browser since the copy was last brought up to date, newest first.'
           : 'Offline: no change of this key was made in this browser since the copy was last brought up to date.';
@@ -1347,6 +1371,9 @@
       const h = await resp.json();
       if (seq !== historySeq || state.open !== key) return;
       el.historyList.replaceChildren(...h.changes.map((c) => historyItem(c, false)));
+      // The newest change is the value now: a change made elsewhere shows
+      // in the panel (the form is left as the person is editing it).
+      if (h.changes.length > 0) showDetailValue(h.changes[0].type === 'put' ? (h.changes[0].value || '') : null);
       const older = h.from > 0 ? `Older changes than revision ${h.from + 1} are no longer kept by the server.` : 'Every change since the server started is here.';
       el.historyNote.textContent = h.changes.length
         ? `${plural(h.changes.length, 'change')}, newest first. ${h.more ? 'Older ones are not shown.' : older}`
@@ -1385,14 +1412,20 @@
     openKey(e.target.dataset.key, false);
   });
 
-  // deleteRow deletes a key at once and offers Undo for a few seconds:
-  // the value, TTL left and all are put back if the key is still absent.
+  // deleteRow deletes a key at once (if it is still the value read, by
+  // If-Match) and offers Undo for a few seconds: the value, TTL left and
+  // all are put back if the key is still absent. A server that cannot be
+  // reached sends the delete to the offline copy, as the form's writes do.
   let undoTimer = 0;
   async function deleteRow(key) {
     let e;
     try {
       e = await readEntry(key);
     } catch (err) {
+      if (err instanceof TypeError && off.mode === 'online' && off.db) {
+        goOffline('unreachable');
+        return deleteRow(key);
+      }
       showError(`Could not delete “${key}”: ${err.message}`);
       return;
     }
@@ -1400,6 +1433,7 @@
       showError(`The key “${key}” does not exist, so there is nothing to delete.`);
       return;
     }
+    let done;
     if (off.mode === 'offline') {
       try {
         await off.db.delete(key, { ifRev: e.mod_rev });
@@ -1407,6 +1441,7 @@
         showError(localErrorText(err, key));
         return;
       }
+      done = `Deleted “${key}” in the offline copy; it is sent when the server is back.`;
       updateBadge();
       renderLocal();
     } else {
@@ -1419,7 +1454,12 @@
         const body = await resp.json();
         if (body.rev > state.rev) state.removed.set(key, body.rev);
         removeRow(key, body.rev);
+        done = `Deleted “${key}” at revision ${body.rev}.`;
       } catch (_) {
+        if (off.db) {
+          goOffline('unreachable');
+          return deleteRow(key);
+        }
         showError('Could not reach the server, so nothing was deleted.');
         return;
       }
@@ -1427,7 +1467,7 @@
     if (state.open === key) closeDetail();
     showStatus('');
     clearTimeout(undoTimer);
-    el.undoText.textContent = `Deleted “${key}”.`;
+    el.undoText.textContent = done;
     el.undo.hidden = false;
     el.undoBtn.onclick = () => undoDelete(e);
     undoTimer = setTimeout(() => { el.undo.hidden = true; }, UNDO_MS);

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // Do carries out one put or delete. If another tab wrote meanwhile
@@ -159,7 +159,7 @@ func (db *localDB) History(key string, limit int) []HistoryItem {
 // GET /v1/export does; the server's POST /v1/import takes it.
 func (db *localDB) Export() (string, error) {
 	var b strings.Builder
-	if err := persist.ExportStore(db.current(), &b); err != nil {
+	if err := codec.ExportStore(db.current(), &b); err != nil {
 		return "", err
 	}
 	return b.String(), nil
@@ -168,9 +168,9 @@ func (db *localDB) Export() (string, error) {
 // Import puts every key of a snapshot or flat PyKV file into the copy, as
 // one local write (all pending for the next sync). It is the server's
 // import; to load the server's export as the copy's base, use Rebase.
-func (db *localDB) Import(text string) (persist.ImportResult, error) {
+func (db *localDB) Import(text string) (codec.ImportResult, error) {
 	for attempt := 0; ; attempt++ {
-		res, err := persist.ImportStore(db.current(), strings.NewReader(text))
+		res, err := codec.ImportStore(db.current(), strings.NewReader(text))
 		if err == nil {
 			db.maybeFold()
 			return res, nil
@@ -301,7 +301,7 @@ func jsError(err error) map[string]any {
 		out["code"] = "stale"
 	case errors.Is(err, engine.ErrClosed):
 		out["code"] = "closed"
-	case errors.Is(err, persist.ErrBadImport), errors.Is(err, persist.ErrMalformed), errors.Is(err, persist.ErrChecksum):
+	case errors.Is(err, codec.ErrBadImport), errors.Is(err, codec.ErrMalformed), errors.Is(err, codec.ErrChecksum):
 		out["code"] = "bad_input"
 	case errors.As(err, &oe):
 		out["code"], out["key"] = "invalid", oe.Key

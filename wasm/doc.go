@@ -17,7 +17,7 @@
 //	pykv/N/corrupt/<ms>/…  items that failed their checks, set aside untouched
 //
 // A write costs one small setItem: the engine's journal encodes the group of
-// commands with persist.AppendRecord and stores it under a new log key before
+// commands with codec.AppendRecord and stores it under a new log key before
 // the engine applies it. Puts and deletes reach Go through two functions the
 // module exports rather than through syscall/js, which costs more than the
 // write itself (writes_js.go, wire.go). Once the log outgrows both 64 Ki

@@ -14,13 +14,14 @@ import (
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // serverGolden is persist's own golden snapshot: the format every export
 // and the browser copy share.
-const serverGolden = "../persist/testdata/snapshot.golden.json"
+const serverGolden = "../persist/codec/testdata/snapshot.golden.json"
 
 func readFile(tb testing.TB, name string) string {
 	tb.Helper()
@@ -83,11 +84,11 @@ func TestFormat_LogRecords(t *testing.T) {
 		if !ok {
 			t.Fatalf("no log item for revision %d", rev)
 		}
-		cmd, err := persist.DecodeRecord([]byte(item))
+		cmd, err := codec.DecodeRecord([]byte(item))
 		if err != nil {
 			t.Fatalf("revision %d: %v", rev, err)
 		}
-		again := persist.AppendRecord(nil, &cmd)
+		again := codec.AppendRecord(nil, &cmd)
 		if string(again) != item {
 			t.Fatalf("revision %d: item %q is not persist's encoding %q", rev, item, again)
 		}
@@ -207,7 +208,7 @@ func TestFormat_ExportImport(t *testing.T) {
 	}
 	golden(t, "testdata/browser-export.json", browserExport)
 	browserFile := readFile(t, "testdata/browser-export.json")
-	if _, _, err := persist.ReadSnapshot(strings.NewReader(browserFile), "browser export"); err != nil {
+	if _, _, err := codec.ReadSnapshot(strings.NewReader(browserFile), "browser export"); err != nil {
 		t.Fatalf("the server's strict reader refuses the copy's export: %v", err)
 	}
 	// ImportStore turns expiry times into TTLs with the wall clock, so the
@@ -217,7 +218,7 @@ func TestFormat_ExportImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer target.Close()
-	res, err := persist.ImportStore(target.Store(), strings.NewReader(browserFile))
+	res, err := codec.ImportStore(target.Store(), strings.NewReader(browserFile))
 	if err != nil || res.Keys != 4 {
 		t.Fatalf("server ImportStore(browser export) = %+v, %v", res, err)
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // Item names under a copy's prefix (see doc.go).
@@ -278,7 +278,7 @@ func (db *localDB) restore() (*engine.Store, error) {
 				key := db.prefix + keySnapshot
 				text, _ := db.st.GetItem(key)
 				snapUnits = jsLen(key) + jsLen(text)
-				rev, entries, err := persist.ReadSnapshot(strings.NewReader(text), key)
+				rev, entries, err := codec.ReadSnapshot(strings.NewReader(text), key)
 				if err == nil {
 					err = l.Load(rev, entries)
 				}
@@ -309,7 +309,7 @@ func (db *localDB) restore() (*engine.Store, error) {
 				cmds, err := decodeLogItem(it.key, it.first, text)
 				if err == nil && len(cmds) > 0 && cmds[0].Rev <= l.Rev() && cmds[len(cmds)-1].Rev > l.Rev() {
 					err = fmt.Errorf("%w: records %d..%d straddle the snapshot's revision %d",
-						persist.ErrMalformed, cmds[0].Rev, cmds[len(cmds)-1].Rev, l.Rev())
+						codec.ErrMalformed, cmds[0].Rev, cmds[len(cmds)-1].Rev, l.Rev())
 				}
 				if err == nil && cmds[0].Rev <= l.Rev() {
 					stale = append(stale, it.key) // covered by the snapshot: a fold stopped before removing it
@@ -400,14 +400,14 @@ func (db *localDB) setAside(key, reason, stamp string) SetAside {
 func decodeSync(text string, sf *syncFile) error {
 	dec := jsonDecoder(text)
 	if err := dec.Decode(sf); err != nil {
-		return fmt.Errorf("%w: sync item: %v", persist.ErrMalformed, err)
+		return fmt.Errorf("%w: sync item: %v", codec.ErrMalformed, err)
 	}
 	if sf.ServerRev < 0 {
-		return fmt.Errorf("%w: sync item: negative server revision", persist.ErrMalformed)
+		return fmt.Errorf("%w: sync item: negative server revision", codec.ErrMalformed)
 	}
 	for k, p := range sf.Pending {
 		if k == "" || p[0] < 0 || p[1] < 0 {
-			return fmt.Errorf("%w: sync item: bad entry for key %q", persist.ErrMalformed, k)
+			return fmt.Errorf("%w: sync item: bad entry for key %q", codec.ErrMalformed, k)
 		}
 	}
 	return nil
@@ -418,22 +418,22 @@ func decodeSync(text string, sf *syncFile) error {
 // revision the item's name gives).
 func decodeLogItem(key string, first int64, text string) ([]engine.Command, error) {
 	if text == "" {
-		return nil, &persist.CorruptError{File: key, Err: fmt.Errorf("%w: empty log item", persist.ErrMalformed)}
+		return nil, &codec.CorruptError{File: key, Err: fmt.Errorf("%w: empty log item", codec.ErrMalformed)}
 	}
 	var cmds []engine.Command
 	for off := 0; off < len(text); {
 		i := strings.IndexByte(text[off:], '\n')
 		if i < 0 {
-			return nil, &persist.CorruptError{File: key, Offset: int64(off), Err: fmt.Errorf("%w: torn record (no newline)", persist.ErrMalformed)}
+			return nil, &codec.CorruptError{File: key, Offset: int64(off), Err: fmt.Errorf("%w: torn record (no newline)", codec.ErrMalformed)}
 		}
-		cmd, err := persist.DecodeRecord([]byte(text[off : off+i+1]))
+		cmd, err := codec.DecodeRecord([]byte(text[off : off+i+1]))
 		if err != nil {
-			return nil, &persist.CorruptError{File: key, Offset: int64(off), Err: err}
+			return nil, &codec.CorruptError{File: key, Offset: int64(off), Err: err}
 		}
 		want := first + int64(len(cmds))
 		if cmd.Rev != want {
-			return nil, &persist.CorruptError{File: key, Offset: int64(off),
-				Err: fmt.Errorf("%w: record has revision %d, want %d", persist.ErrMalformed, cmd.Rev, want)}
+			return nil, &codec.CorruptError{File: key, Offset: int64(off),
+				Err: fmt.Errorf("%w: record has revision %d, want %d", codec.ErrMalformed, cmd.Rev, want)}
 		}
 		cmds = append(cmds, cmd)
 		off += i + 1
@@ -482,7 +482,7 @@ func (j journal) Append(cmds []engine.Command) error {
 	}
 	buf := make([]byte, 0, recordsSize(cmds))
 	for i := range cmds {
-		buf = persist.AppendRecord(buf, &cmds[i])
+		buf = codec.AppendRecord(buf, &cmds[i])
 	}
 	value := string(buf)
 	units := jsLen(key) + jsLen(value)
@@ -706,7 +706,7 @@ func (db *localDB) writeState(rev int64, entries []*engine.Entry, sf syncFile) e
 	}
 	var b strings.Builder
 	b.Grow(2 * lastSize) // room for the snapshot to have grown since the last one
-	if err := persist.WriteSnapshot(&b, rev, entries); err != nil {
+	if err := codec.WriteSnapshot(&b, rev, entries); err != nil {
 		return err
 	}
 	snap := b.String()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // testOptions are options with a fixed clock and no background expiry, so
@@ -373,7 +374,7 @@ func TestLocalDB_Corrupt(t *testing.T) {
 		{"GarbledSnapshotLogDeletes", func(st *memStorage, logs []string) {
 			st.SetItem("pykv/t/snapshot", "{garbage")
 			// A record deleting a key of the lost snapshot no longer fits.
-			rec := persist.AppendRecord(nil, &engine.Command{Rev: 7, Changes: []engine.Change{{Op: engine.OpDelete, Key: "s1"}}})
+			rec := codec.AppendRecord(nil, &engine.Command{Rev: 7, Changes: []engine.Change{{Op: engine.OpDelete, Key: "s1"}}})
 			st.SetItem(logs[1], string(rec))
 		}, func(logs []string) []string { return append([]string{"pykv/t/snapshot"}, logs[1:]...) }, []string{"l0"}},
 		{"ForeignItems", func(st *memStorage, logs []string) {
@@ -695,7 +696,7 @@ func mustOpenServer(tb testing.TB) *persist.DB {
 func export(tb testing.TB, s *engine.Store) string {
 	tb.Helper()
 	var b strings.Builder
-	if err := persist.ExportStore(s, &b); err != nil {
+	if err := codec.ExportStore(s, &b); err != nil {
 		tb.Fatal(err)
 	}
 	return b.String()

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // PendingChange is a key changed in the copy since it was last loaded from
@@ -73,11 +73,11 @@ func (db *localDB) ServerRev() int64 {
 // next sync. The copy's own revisions keep growing (the new state gets a
 // revision past both the server's and the old copy's), so other tabs notice.
 //
-// A damaged export is refused with an error wrapping persist.ErrMalformed or
-// persist.ErrChecksum, a full storage with a *QuotaError; the copy is then
+// A damaged export is refused with an error wrapping codec.ErrMalformed or
+// codec.ErrChecksum, a full storage with a *QuotaError; the copy is then
 // unchanged.
 func (db *localDB) Rebase(export string, settled map[string]int64) error {
-	serverRev, entries, err := persist.ReadSnapshot(strings.NewReader(export), "server export")
+	serverRev, entries, err := codec.ReadSnapshot(strings.NewReader(export), "server export")
 	if err != nil {
 		return fmt.Errorf("load the server's export: %w", err)
 	}
@@ -174,8 +174,7 @@ func (db *localDB) Rebase(export string, settled map[string]int64) error {
 // key changed offline, and reflection made it most of a fold's work.
 func encodeSync(sf syncFile) string {
 	b := make([]byte, 0, 40+48*len(sf.Pending))
-	b = append(b, `{"server_rev":`...)
-	b = strconv.AppendInt(b, sf.ServerRev, 10)
+	b = codec.AppendIntField(b, '{', "server_rev", sf.ServerRev)
 	b = append(b, `,"pending":`...)
 	if sf.Pending == nil {
 		b = append(b, "null"...)
@@ -186,7 +185,7 @@ func encodeSync(sf syncFile) string {
 				b = append(b, ',')
 			}
 			p := sf.Pending[k]
-			b = persist.AppendJSONString(b, k, true)
+			b = codec.AppendJSONString(b, k, true) // the key names the field
 			b = append(b, ":["...)
 			b = strconv.AppendInt(b, p[0], 10)
 			b = append(b, ',')

@@ -17,6 +17,7 @@ import (
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
 	"github.com/pykv/pykv/persist/cluster"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // Headers between cluster members.
@@ -452,12 +453,22 @@ func (d clusterDB) Status() persist.Status {
 	return persist.Status{Rev: d.node.Store().Rev(), Keys: d.node.Store().Len(), Sync: "raft"}
 }
 
-func (d clusterDB) Export(w io.Writer) error { return persist.ExportStore(d.node.Store(), w) }
+func (d clusterDB) Export(w io.Writer) error { return codec.ExportStore(d.node.Store(), w) }
 
 func (d clusterDB) Import(r io.Reader) (persist.ImportResult, error) {
-	return persist.ImportWith(r, d.node.Store().Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
+	return codec.ImportWith(r, d.node.Store().Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
 		return d.node.Write(context.Background(), ops, true)
 	})
 }
 
-func (d clusterDB) Err() error { return nil }
+// Err is why the member is not ready: no leader, or not caught up; /readyz
+// answers 503 with it.
+func (d clusterDB) Err() error {
+	if err := d.node.Ready(); err != nil {
+		if errors.Is(err, cluster.ErrNoLeader) {
+			return err
+		}
+		return errStatus(http.StatusServiceUnavailable, "This member is %v.", err)
+	}
+	return nil
+}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist/cluster"
 	"github.com/pykv/pykv/web"
@@ -223,6 +225,12 @@ func TestCluster_Problems(t *testing.T) {
 	// A member alone, cut off from the two others it was told about,
 	// has no leader: writes and linearizable reads answer no-leader.
 	n := ms[0].node
+	wantStatus(t, ms[0].do("GET", "/readyz", ""), http.StatusOK)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ms[0].URL, "http")+"/v1/watch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i, id := range []string{"ghost1", "ghost2"} {
@@ -234,4 +242,24 @@ func TestCluster_Problems(t *testing.T) {
 	wantProblem(t, ms[0].do("PUT", "/v1/kv/x", "1"), http.StatusServiceUnavailable)
 	wantProblem(t, ms[0].do("GET", "/v1/kv/x", ""), http.StatusServiceUnavailable)
 	wantStatus(t, ms[0].do("GET", "/v1/kv/x?consistency=local", ""), http.StatusNotFound)
+	wantProblem(t, ms[0].do("GET", "/readyz", ""), http.StatusServiceUnavailable)
+	metrics := string(ms[0].do("GET", "/metrics", "").Body)
+	for _, want := range []string{"pykv_raft_term ", "pykv_raft_commit_index ", "pykv_raft_applied_index ", "pykv_raft_has_leader 0", "pykv_raft_leader_changes_total ", "pykv_raft_apply_lag "} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// Its watch streams close (1013, try again later) within three
+	// election timeouts and a check interval, so clients move on.
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue // progress messages
+		}
+		if !websocket.IsCloseError(err, websocket.CloseTryAgainLater) {
+			t.Fatalf("watch on a leaderless member ended with %v, want close 1013", err)
+		}
+		break
+	}
 }

@@ -3,10 +3,12 @@ package web
 import (
 	"errors"
 	"io"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/cluster"
 )
 
 // DB is what the server needs of the persistence behind the store:
@@ -42,4 +44,42 @@ func collectDB(ch chan<- prometheus.Metric, db DB) {
 	ch <- prometheus.MustNewConstMetric(descCompact, prometheus.CounterValue, float64(st.Compactions))
 	ch <- prometheus.MustNewConstMetric(descFsyncs, prometheus.CounterValue, float64(st.Fsyncs))
 	ch <- prometheus.MustNewConstMetric(descWritable, prometheus.GaugeValue, writable)
+	if cdb, ok := db.(clusterDB); ok {
+		collectRaft(ch, cdb.node.Status())
+	}
+}
+
+// collectRaft adds a cluster member's raft figures to a scrape.
+func collectRaft(ch chan<- prometheus.Metric, st cluster.Status) {
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	lag := float64(0)
+	if st.CommitIndex > st.AppliedIndex {
+		lag = float64(st.CommitIndex - st.AppliedIndex)
+	}
+	contact := float64(0)
+	if st.State != "Leader" && !st.LastContact.IsZero() {
+		contact = time.Since(st.LastContact).Seconds()
+	}
+	for _, m := range []struct {
+		d *prometheus.Desc
+		t prometheus.ValueType
+		v float64
+	}{
+		{descTerm, prometheus.GaugeValue, float64(st.Term)},
+		{descCommitIndex, prometheus.GaugeValue, float64(st.CommitIndex)},
+		{descAppliedIndex, prometheus.GaugeValue, float64(st.AppliedIndex)},
+		{descLastIndex, prometheus.GaugeValue, float64(st.LastIndex)},
+		{descApplyLag, prometheus.GaugeValue, lag},
+		{descLeader, prometheus.GaugeValue, b(st.State == "Leader")},
+		{descHasLeader, prometheus.GaugeValue, b(st.Leader != "")},
+		{descLeaderChanges, prometheus.CounterValue, float64(st.LeaderChanges)},
+		{descLastContact, prometheus.GaugeValue, contact},
+	} {
+		ch <- prometheus.MustNewConstMetric(m.d, m.t, m.v)
+	}
 }

@@ -1,6 +1,6 @@
 // Package web is PyKV's HTTP server: the REST API under /v1, the original
 // PyKV endpoints, probes and metrics, the OpenAPI description with Swagger
-// UI, and (mounted from dashboard.go and stream.go) the dashboard and the
+// UI, and (mounted from dashboard.go and watch.go) the dashboard and the
 // websocket change stream.
 //
 // # Basics

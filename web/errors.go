@@ -84,6 +84,33 @@ func errStatus(status int, format string, args ...any) error {
 	return &requestError{status, fmt.Sprintf(format, args...)}
 }
 
+// preconditionFailed turns a failed condition into the 412 problem of a
+// conditional request, telling the key's current revision.
+func preconditionFailed(err error, ifRev int64) error {
+	var ce *engine.ConditionError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	var msg string
+	switch {
+	case ifRev == engine.Absent:
+		msg = fmt.Sprintf("The key already exists (at revision %d); If-None-Match: * allows only creating it.", ce.Have)
+	case ce.Have == 0:
+		msg = "The key does not exist, so it cannot match If-Match."
+	default:
+		msg = fmt.Sprintf("The key is at revision %d, not %d as If-Match asked; read it again and retry.", ce.Have, ifRev)
+	}
+	return &conditionFailed{ce: ce, msg: msg}
+}
+
+// conditionFailed is a failed If-Match or If-None-Match: a 412.
+type conditionFailed struct {
+	ce  *engine.ConditionError
+	msg string
+}
+
+func (e *conditionFailed) Error() string { return e.msg }
+
 // classify maps an error to the problem a client is told. internal reports
 // whether the error is the server's fault (and so worth logging). Writes are
 // refused with 503 after the persistence layer failed (reads keep working),

@@ -2,7 +2,6 @@ package web
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"mime"
@@ -214,33 +213,6 @@ func (s *server) condition(r *http.Request, key string) (int64, error) {
 	}
 	return 0, nil
 }
-
-// preconditionFailed turns a failed condition into the 412 problem of a
-// conditional request, telling the key's current revision.
-func preconditionFailed(err error, ifRev int64) error {
-	var ce *engine.ConditionError
-	if !errors.As(err, &ce) {
-		return err
-	}
-	var msg string
-	switch {
-	case ifRev == engine.Absent:
-		msg = fmt.Sprintf("The key already exists (at revision %d); If-None-Match: * allows only creating it.", ce.Have)
-	case ce.Have == 0:
-		msg = "The key does not exist, so it cannot match If-Match."
-	default:
-		msg = fmt.Sprintf("The key is at revision %d, not %d as If-Match asked; read it again and retry.", ce.Have, ifRev)
-	}
-	return &conditionFailed{ce: ce, msg: msg}
-}
-
-// conditionFailed is a failed If-Match or If-None-Match: a 412.
-type conditionFailed struct {
-	ce  *engine.ConditionError
-	msg string
-}
-
-func (e *conditionFailed) Error() string { return e.msg }
 
 // handleKVPut sets a key to the raw request body: 201 with the new entry
 // when the key was created, 200 when it was replaced.

@@ -81,10 +81,26 @@ var (
 	descCompact  = prometheus.NewDesc("pykv_compactions_total", "Log compactions since start.", nil, nil)
 	descFsyncs   = prometheus.NewDesc("pykv_fsyncs_total", "Fsyncs of the log since start.", nil, nil)
 	descWritable = prometheus.NewDesc("pykv_writable", "1 while the store takes writes, 0 after a storage failure.", nil, nil)
+
+	// Cluster mode only.
+	descTerm          = prometheus.NewDesc("pykv_raft_term", "Current raft term.", nil, nil)
+	descCommitIndex   = prometheus.NewDesc("pykv_raft_commit_index", "Highest raft log index this member knows is committed.", nil, nil)
+	descAppliedIndex  = prometheus.NewDesc("pykv_raft_applied_index", "Raft log index this member has applied to its store.", nil, nil)
+	descLastIndex     = prometheus.NewDesc("pykv_raft_last_index", "Last raft log index this member holds.", nil, nil)
+	descApplyLag      = prometheus.NewDesc("pykv_raft_apply_lag", "Committed entries this member has not applied yet (replication lag as this member sees it).", nil, nil)
+	descLeader        = prometheus.NewDesc("pykv_raft_is_leader", "1 on the leader, 0 elsewhere.", nil, nil)
+	descHasLeader     = prometheus.NewDesc("pykv_raft_has_leader", "1 while this member knows a leader.", nil, nil)
+	descLeaderChanges = prometheus.NewDesc("pykv_raft_leader_changes_total", "Leader changes this member has seen since it started.", nil, nil)
+	descLastContact   = prometheus.NewDesc("pykv_raft_last_contact_seconds", "Seconds since a follower last heard from the leader (0 on the leader).", nil, nil)
 )
+
+var raftDescs = []*prometheus.Desc{descTerm, descCommitIndex, descAppliedIndex, descLastIndex, descApplyLag, descLeader, descHasLeader, descLeaderChanges, descLastContact}
 
 func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRev, descKeys, descLog, descSnap, descCompact, descFsyncs, descWritable} {
+		ch <- d
+	}
+	for _, d := range raftDescs {
 		ch <- d
 	}
 }

@@ -5,7 +5,7 @@ import (
 )
 
 // The dashboard's handlers, made by the constructors in dashboard.go and
-// stream.go and mounted in routes.go.
+// watch.go and mounted in routes.go.
 
 // dashboardHandler returns the dashboard page handler (GET /).
 func (s *server) dashboardHandler() http.Handler {
@@ -18,5 +18,13 @@ func (s *server) dashboardHandler() http.Handler {
 
 // watchHandler returns the websocket change stream (GET /v1/watch).
 func (s *server) watchHandler() http.Handler {
-	return NewWatchHandler(s.store, WatchOptions{})
+	opts := s.opts.Watch
+	if s.cluster != nil && opts.Leaderless == nil {
+		// A member that has had no leader for three election timeouts is
+		// cut off or the cluster lost its majority: its feed is stalled,
+		// so its streams close and clients move to another member.
+		node := s.cluster.node
+		opts.Leaderless = func() bool { return node.LeaderlessFor() >= 3*node.ElectionTimeout() }
+	}
+	return NewWatchHandler(s.store, opts)
 }

@@ -57,6 +57,11 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Static holds the dashboard's assets, served under /static/ (nil: none).
 	Static fs.FS
+	// Watch configures the websocket change stream (GET /v1/watch): the
+	// browser origins allowed besides the server's own, batching, pings
+	// and timeouts. The zero value gives the defaults and same-origin
+	// browsers only. In cluster mode its Leaderless is set for it when nil.
+	Watch WatchOptions
 	// Cluster, when set, makes this server a cluster member's: Store is
 	// its replicated store, writes go through the cluster (a follower
 	// forwards them to the leader), reads are linearizable unless they

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // handleExport streams the whole store in the snapshot format, consistent
@@ -60,7 +61,7 @@ func (s *server) handleImport(w http.ResponseWriter, r *http.Request) {
 	var res persist.ImportResult
 	var err error
 	if s.cluster != nil {
-		res, err = persist.ImportWith(body, s.store.Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
+		res, err = codec.ImportWith(body, s.store.Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
 			return s.write(w, r, ops, true)
 		})
 	} else {

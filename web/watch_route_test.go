@@ -1,8 +1,11 @@
 package web_test
 
 import (
+	"go/parser"
+	"go/token"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +67,50 @@ func TestWatchRoute_NeedsToken(t *testing.T) {
 		t.Fatalf("watch with the token: %v", err)
 	}
 	conn.Close()
+}
+
+// TestWatchRoute_AllowedOriginsFromOptions checks that Options.Watch
+// reaches the route: an origin listed in Watch.AllowedOrigins may open a
+// stream, another cross-site origin may not.
+func TestWatchRoute_AllowedOriginsFromOptions(t *testing.T) {
+	srv := mustOpenServer(t, func(o *web.Options) { o.Watch.AllowedOrigins = []string{"https://app.example"} })
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/watch"
+	conn, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {"https://app.example"}})
+	if err != nil {
+		t.Fatalf("watch from an allowed origin: %v (response %v)", err, resp)
+	}
+	conn.Close()
+	_, resp, err = websocket.DefaultDialer.Dial(url, http.Header{"Origin": {"https://evil.example"}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("watch from another origin: err %v, response %v; want 403", err, resp)
+	}
+}
+
+// TestWatch_ImportsOnlyTheCodec keeps the watch code on the format package:
+// its files may import persist/codec but not persist, whose disk code the
+// stream has no business reaching.
+func TestWatch_ImportsOnlyTheCodec(t *testing.T) {
+	files, err := filepath.Glob("watch*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		for _, imp := range f.Imports {
+			if path := strings.Trim(imp.Path.Value, `"`); path == "github.com/pykv/pykv/persist" {
+				t.Errorf("%s imports %s; the watch code uses persist/codec only", name, path)
+			}
+		}
+	}
+	if checked < 4 {
+		t.Fatalf("found %d watch files (%v); the check no longer looks at the watch code", checked, files)
+	}
 }

@@ -30,7 +30,7 @@ const joinRetry = 500 * time.Millisecond
 // checkClusterFlags checks the cluster flags belong together.
 func checkClusterFlags(c serveConfig) error {
 	if c.nodeID == "" {
-		if c.raftAddr != "" || c.join != "" || c.peerCert != "" || c.peerKey != "" || c.peerCA != "" {
+		if c.raftAddr != "" || c.raftAdv != "" || c.join != "" || c.peerCert != "" || c.peerKey != "" || c.peerCA != "" {
 			return usageError("--raft-addr, --join and --peer-* are for cluster mode: give --node-id (or PYKV_NODE_ID) too")
 		}
 		return nil
@@ -136,10 +136,11 @@ func serveCluster(ctx context.Context, c serveConfig, logger *slog.Logger, metri
 
 	_, statErr := os.Stat(filepath.Join(c.dataDir, "raft.db"))
 	node, err := cluster.Open(cluster.Options{
-		ID: c.nodeID, RaftAddr: c.raftAddr, APIAddr: base, Dir: c.dataDir, PeerTLS: tlsConf,
-		Bootstrap: c.join == "" && errors.Is(statErr, os.ErrNotExist),
-		Engine:    engine.Options{MaxKeyBytes: c.maxKeyBytes, MaxValueBytes: c.maxValueBytes, MaxTxnOps: c.maxTxnOps},
-		Logger:    logger,
+		ID: c.nodeID, RaftAddr: c.raftAddr, RaftAdvertise: c.raftAdv, APIAddr: base, Dir: c.dataDir, PeerTLS: tlsConf,
+		Bootstrap:         c.join == "" && errors.Is(statErr, os.ErrNotExist),
+		SnapshotThreshold: c.snapEntries, TrailingLogs: c.snapEntries + 2048,
+		Engine: engine.Options{MaxKeyBytes: c.maxKeyBytes, MaxValueBytes: c.maxValueBytes, MaxTxnOps: c.maxTxnOps},
+		Logger: logger,
 	})
 	if err != nil {
 		ln.Close()
@@ -166,6 +167,7 @@ func serveCluster(ctx context.Context, c serveConfig, logger *slog.Logger, metri
 			AuthToken: c.authToken, ReadToken: c.readToken,
 			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
 			Static: staticFS(),
+			Watch:  web.WatchOptions{AllowedOrigins: c.allowedOrigins},
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

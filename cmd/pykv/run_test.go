@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // syncBuffer is a bytes.Buffer safe for one writer and a polling reader.
@@ -195,6 +197,8 @@ func TestRun_Usage(t *testing.T) {
 		{"short token", []string{"serve", "--data-dir", "/dev/null/x", "--addr", "0.0.0.0:0", "--auth-token", "x"}, nil, exitUsage, "at least 16 bytes"},
 		{"short token from env", []string{"serve", "--data-dir", "/dev/null/x"}, map[string]string{"PYKV_READ_TOKEN": "fifteen-bytes.."}, exitUsage, "--read-token"},
 		{"bad trusted proxy", []string{"serve", "--data-dir", "/dev/null/x", "--trusted-proxies", "10.0.0.0/8,proxy.example"}, nil, exitUsage, "proxy.example"},
+		{"bad allowed origin", []string{"serve", "--data-dir", "/dev/null/x", "--allowed-origins", "https://ok.example,https://x.example/path"}, nil, exitUsage, "x.example/path"},
+		{"bad allowed origin from env", []string{"serve", "--data-dir", "/dev/null/x"}, map[string]string{"PYKV_ALLOWED_ORIGINS": "app.example"}, exitUsage, "PYKV_ALLOWED_ORIGINS"},
 		{"bad allowed host", []string{"serve", "--data-dir", "/dev/null/x", "--allowed-hosts", "http://x/"}, nil, exitUsage, "not a host name"},
 		{"get without key", []string{"get"}, nil, exitUsage, "usage"},
 		{"bad server", []string{"get", "k", "--server", "ftp://x"}, nil, exitUsage, "--server"},
@@ -210,6 +214,27 @@ func TestRun_Usage(t *testing.T) {
 				t.Errorf("run(%q) error %v, want it to mention %q", c.args, err, c.msg)
 			}
 		})
+	}
+}
+
+// TestServe_AllowedOrigins checks that PYKV_ALLOWED_ORIGINS (and so
+// --allowed-origins) reaches the watch stream: a browser page of a listed
+// origin may open it, one of another origin is refused with 403.
+func TestServe_AllowedOrigins(t *testing.T) {
+	srv := startServe(t, t.TempDir(), map[string]string{"PYKV_ALLOWED_ORIGINS": "https://app.example, http://localhost:3000"})
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/watch"
+	for origin, want := range map[string]int{
+		"https://app.example":   http.StatusSwitchingProtocols,
+		"http://localhost:3000": http.StatusSwitchingProtocols,
+		"https://evil.example":  http.StatusForbidden,
+	} {
+		conn, resp, err := websocket.DefaultDialer.Dial(url, http.Header{"Origin": {origin}})
+		if conn != nil {
+			conn.Close()
+		}
+		if resp == nil || resp.StatusCode != want {
+			t.Errorf("watch from origin %s: response %v, err %v; want status %d", origin, resp, err, want)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -49,12 +50,15 @@ type serveConfig struct {
 	// Cluster mode (set when nodeID is).
 	nodeID         string
 	raftAddr       string
+	raftAdv        string
+	snapEntries    uint64
 	join           string
 	peerCert       string
 	peerKey        string
 	peerCA         string
 	allowedHosts   []string
 	trustedProxies []netip.Prefix
+	allowedOrigins []string // browser origins besides the server's own that may open /v1/watch
 }
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
@@ -76,6 +80,8 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this member's ID, unique and fixed for life (empty: a single node)")
 	fs.StringVar(&c.raftAddr, "raft-addr", "", "cluster mode: host:port for raft traffic between members, as peers reach it")
+	fs.StringVar(&c.raftAdv, "raft-advertise", "", "cluster mode: host:port peers dial to reach --raft-addr, when something forwards between (default: --raft-addr)")
+	fs.Uint64Var(&c.snapEntries, "raft-snapshot-entries", 8192, "cluster mode: raft log entries between snapshots (and kept after one, plus 2048)")
 	fs.StringVar(&c.join, "join", "", "cluster mode: HTTP URL of any member, to join its cluster (ignored once a member)")
 	fs.StringVar(&c.peerCert, "peer-cert", "", "cluster mode: PEM certificate this member shows its peers (mutual TLS)")
 	fs.StringVar(&c.peerKey, "peer-key", "", "cluster mode: PEM private key of --peer-cert")
@@ -92,6 +98,12 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 			}
 		}
 		return nil
+	})
+	fs.Func("allowed-origins", "comma-separated browser origins (scheme://host[:port], \"*\" for any) that may open the watch stream "+
+		"(GET /v1/watch) besides the server's own; requests without an Origin (programs, not browsers) are always allowed", func(v string) error {
+		origins, err := parseOrigins(v)
+		c.allowedOrigins = origins
+		return err
 	})
 	fs.Func("trusted-proxies", "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed", func(v string) error {
 		c.trustedProxies = nil
@@ -140,6 +152,28 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 		}
 	}
 	return c, nil
+}
+
+// parseOrigins splits a comma-separated list of browser origins, each
+// "*" or scheme://host[:port] with the scheme http or https and nothing
+// after the host (an Origin header never has a path, so an entry with one
+// would match nothing).
+func parseOrigins(v string) ([]string, error) {
+	var origins []string
+	for _, o := range strings.Split(v, ",") {
+		if o = strings.TrimSpace(o); o == "" {
+			continue
+		}
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+				strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+				return nil, fmt.Errorf("%q is not an origin like https://example.com or http://localhost:3000", o)
+			}
+		}
+		origins = append(origins, o)
+	}
+	return origins, nil
 }
 
 // newLogger returns the server's logger on w.
@@ -219,6 +253,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			AuthToken: c.authToken, ReadToken: c.readToken,
 			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
 			Static: staticFS(),
+			Watch:  web.WatchOptions{AllowedOrigins: c.allowedOrigins},
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // fsm applies committed raft log entries to the store, one engine proposal
@@ -149,7 +149,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if hdr.Format != snapshotFormat || hdr.Version != snapshotVersion {
 		return fmt.Errorf("raft snapshot is %q version %d, want %q version %d", hdr.Format, hdr.Version, snapshotFormat, snapshotVersion)
 	}
-	rev, entries, err := persist.ReadSnapshot(br, "raft snapshot")
+	rev, entries, err := codec.ReadSnapshot(br, "raft snapshot")
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ type fsmSnapshot struct {
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	err := json.NewEncoder(sink).Encode(s.hdr) // one line, ending in '\n'
 	if err == nil {
-		err = persist.WriteSnapshot(sink, s.rev, s.entries)
+		err = codec.WriteSnapshot(sink, s.rev, s.entries)
 	}
 	if err != nil {
 		sink.Cancel()

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
@@ -82,8 +83,11 @@ func (e *NotLeaderError) Unwrap() []error {
 type Options struct {
 	ID       string // this member's ID, unique in the cluster and fixed for life
 	RaftAddr string // host:port raft listens on and peers dial; port 0 picks one
-	APIAddr  string // this member's HTTP API base URL, told to the others
-	Dir      string // data folder: raft.db (log and votes) and snapshots/
+	// RaftAdvertise, when set, is the host:port peers dial instead of
+	// RaftAddr (a port forwarder or NAT between them).
+	RaftAdvertise string
+	APIAddr       string // this member's HTTP API base URL, told to the others
+	Dir           string // data folder: raft.db (log and votes) and snapshots/
 	// PeerTLS, when set, makes raft traffic mutual TLS: its Certificates
 	// are presented, and peers must show a certificate signed by RootCAs
 	// (ClientCAs defaults to RootCAs). Without it RaftAddr and every peer
@@ -128,6 +132,9 @@ type Node struct {
 	once    sync.Once
 	err     error
 	fresh   bool // opened on a folder without raft state
+	// noLeaderSince is when this member lost its leader (Unix ns), 0 while
+	// it knows one.
+	noLeaderSince atomic.Int64
 }
 
 // Open starts a member in opts.Dir. A folder with raft state rejoins its
@@ -164,13 +171,14 @@ func Open(opts Options) (*Node, error) {
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
 	n := &Node{opts: opts, logger: opts.Logger, stop: make(chan struct{})}
+	n.noLeaderSince.Store(time.Now().UnixNano())
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: logWriter{opts.Logger}})
 
 	logs, err := raftboltdb.New(raftboltdb.Options{
 		Path:        filepath.Join(opts.Dir, "raft.db"),
 		BoltOptions: &bbolt.Options{Timeout: time.Second},
 	})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s", persist.ErrLocked, filepath.Join(opts.Dir, "raft.db"))
 	}
 	if err != nil {
@@ -188,7 +196,7 @@ func Open(opts Options) (*Node, error) {
 	if err != nil {
 		return fail(fmt.Errorf("open raft snapshots: %w", err))
 	}
-	stream, err := newStreamLayer(opts.RaftAddr, opts.PeerTLS)
+	stream, err := newStreamLayer(opts.RaftAddr, opts.RaftAdvertise, opts.PeerTLS)
 	if err != nil {
 		return fail(err)
 	}
@@ -274,6 +282,11 @@ func (n *Node) watchLeader() {
 			return
 		case o := <-n.obsCh:
 			lo := o.Data.(raft.LeaderObservation)
+			if lo.LeaderID == "" {
+				n.noLeaderSince.CompareAndSwap(0, time.Now().UnixNano())
+			} else {
+				n.noLeaderSince.Store(0)
+			}
 			if lo.LeaderID != last {
 				last = lo.LeaderID
 				n.changes.Add(1)
@@ -681,6 +694,51 @@ func (n *Node) AppliedIndex() uint64 {
 	idx, _ := n.fsm.appliedIndex()
 	return idx
 }
+
+// readyLag is how many committed entries a member may still have to apply
+// and count as caught up: under steady load a healthy follower is always a
+// few entries behind the commit index.
+const readyLag = 1024
+
+// Ready returns nil when the member knows a leader, has heard from it
+// within three election timeouts (a follower), and has applied all but a
+// few committed entries; otherwise an error saying which is missing (a
+// *NotLeaderError when there is no leader).
+func (n *Node) Ready() error {
+	if id, _ := n.Leader(); id == "" {
+		return &NotLeaderError{}
+	}
+	if n.raft.State() != raft.Leader {
+		last := n.raft.LastContact()
+		if last.IsZero() {
+			return fmt.Errorf("catching up: no entries from the leader accepted yet")
+		}
+		if since := time.Since(last); since > 3*n.opts.ElectionTimeout {
+			return fmt.Errorf("%w: no word from the leader for %v", ErrNoLeader, since.Round(time.Millisecond))
+		}
+	}
+	if commit, applied := n.raft.CommitIndex(), n.raft.AppliedIndex(); commit > applied+readyLag {
+		return fmt.Errorf("catching up: %d committed entries not applied yet", commit-applied)
+	}
+	return nil
+}
+
+// LeaderlessFor returns how long this member has been without a leader:
+// zero while it knows one (or leads).
+func (n *Node) LeaderlessFor() time.Duration {
+	if _, id := n.raft.LeaderWithID(); id != "" {
+		return 0
+	}
+	since := n.noLeaderSince.Load()
+	if since == 0 { // the observation was dropped: count from now
+		n.noLeaderSince.CompareAndSwap(0, time.Now().UnixNano())
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
+}
+
+// ElectionTimeout returns the member's election timeout.
+func (n *Node) ElectionTimeout() time.Duration { return n.opts.ElectionTimeout }
 
 // Snapshot makes raft take a snapshot now (tests, and an operator who
 // wants the log trimmed).

@@ -335,3 +335,38 @@ func TestNode_LinearizableRead(t *testing.T) {
 		t.Fatalf("an isolated leader served a linearizable read at %d: %+v", rev, l.node.Status())
 	}
 }
+
+// TestNode_Ready: a member is ready with a leader; cut off from the
+// others, it is not, and counts how long it has had no leader.
+func TestNode_Ready(t *testing.T) {
+	c := mustCluster(t, 3, nil)
+	l := c.leader()
+	c.put("x", "1")
+	for _, m := range c.running() {
+		deadline := time.Now().Add(5 * time.Second)
+		for err := m.node.Ready(); err != nil; err = m.node.Ready() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s not ready in a healthy cluster after 5s: %v", m.id, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if d := m.node.LeaderlessFor(); d != 0 {
+			t.Errorf("%s leaderless for %v with a leader", m.id, d)
+		}
+	}
+	for _, m := range c.running() {
+		if m != l {
+			m.stop()
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for l.node.LeaderlessFor() < 3*testElection {
+		if time.Now().After(deadline) {
+			t.Fatalf("isolated member leaderless for only %v after 10s", l.node.LeaderlessFor())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := l.node.Ready(); !errors.Is(err, cluster.ErrNoLeader) {
+		t.Errorf("Ready of an isolated member = %v, want ErrNoLeader", err)
+	}
+}

@@ -21,15 +21,18 @@ var ErrPlainBeyondLoopback = errors.New("raft traffic beyond loopback needs peer
 // must be on loopback: plain TCP is only for a cluster on one machine.
 type streamLayer struct {
 	net.Listener
-	tls     *tls.Config // nil: plain TCP, loopback only
-	advert  net.Addr
-	timeout time.Duration
+	tls    *tls.Config // nil: plain TCP, loopback only
+	advert net.Addr
+	local  *net.TCPAddr // outgoing connections come from this IP (the listener's), when it is a specific one
 }
 
-// newStreamLayer listens on bind. With tlsConf, connections in both
-// directions use mutual TLS: the listener asks for and verifies a client
-// certificate, and dialling presents ours and verifies the peer's.
-func newStreamLayer(bind string, tlsConf *tls.Config) (*streamLayer, error) {
+// newStreamLayer listens on bind; peers reach it at advertise (bind's
+// address when empty: a port forwarder or NAT may stand between). With
+// tlsConf, connections in both directions use mutual TLS: the listener asks
+// for and verifies a client certificate, and dialling presents ours and
+// verifies the peer's. Outgoing connections leave from bind's IP, so peers
+// (and anything between) see one address per member.
+func newStreamLayer(bind, advertise string, tlsConf *tls.Config) (*streamLayer, error) {
 	host, _, err := net.SplitHostPort(bind)
 	if err != nil {
 		return nil, fmt.Errorf("raft address %q: %w", bind, err)
@@ -42,6 +45,26 @@ func newStreamLayer(bind string, tlsConf *tls.Config) (*streamLayer, error) {
 		return nil, fmt.Errorf("listen for raft on %s: %w", bind, err)
 	}
 	s := &streamLayer{Listener: ln, tls: tlsConf, advert: ln.Addr()}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		s.local = &net.TCPAddr{IP: ip}
+	}
+	if advertise != "" {
+		ahost, _, err := net.SplitHostPort(advertise)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("raft advertise address %q: %w", advertise, err)
+		}
+		if tlsConf == nil && !isLoopback(ahost) {
+			ln.Close()
+			return nil, fmt.Errorf("raft advertise address %s: %w", advertise, ErrPlainBeyondLoopback)
+		}
+		a, err := net.ResolveTCPAddr("tcp", advertise)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("raft advertise address %q: %w", advertise, err)
+		}
+		s.advert = a
+	}
 	if tlsConf != nil {
 		srv := tlsConf.Clone()
 		srv.ClientAuth = tls.RequireAndVerifyClientCert
@@ -63,6 +86,9 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 		return nil, fmt.Errorf("peer address %q: %w", addr, err)
 	}
 	d := &net.Dialer{Timeout: timeout}
+	if s.local != nil {
+		d.LocalAddr = s.local
+	}
 	if s.tls == nil {
 		if !isLoopback(host) {
 			return nil, fmt.Errorf("dial %s: %w", addr, ErrPlainBeyondLoopback)

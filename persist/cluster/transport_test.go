@@ -48,7 +48,7 @@ func TestTransport_NoHeartbeatFastPath(t *testing.T) {
 
 func mustStream(t *testing.T, conf *tls.Config) *streamLayer {
 	t.Helper()
-	s, err := newStreamLayer("127.0.0.1:0", conf)
+	s, err := newStreamLayer("127.0.0.1:0", "", conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func mustStream(t *testing.T, conf *tls.Config) *streamLayer {
 
 func TestStreamLayer(t *testing.T) {
 	t.Run("PlainBeyondLoopback", func(t *testing.T) {
-		if _, err := newStreamLayer("0.0.0.0:0", nil); !errors.Is(err, ErrPlainBeyondLoopback) {
+		if _, err := newStreamLayer("0.0.0.0:0", "", nil); !errors.Is(err, ErrPlainBeyondLoopback) {
 			t.Errorf("plain listener on 0.0.0.0 = %v, want ErrPlainBeyondLoopback", err)
 		}
 		s := mustStream(t, nil)

@@ -1,4 +1,4 @@
-package persist
+package codec
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/pykv/pykv/engine"
@@ -51,8 +50,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 // the browser copy reflection was most of the cost of a put.
 func AppendRecord(dst []byte, cmd *engine.Command) []byte {
 	start := len(dst)
-	dst = append(dst, `{"rev":`...)
-	dst = strconv.AppendInt(dst, cmd.Rev, 10)
+	dst = AppendRev(dst, '{', cmd.Rev)
 	dst = append(dst, `,"ops":`...)
 	if cmd.Changes == nil {
 		dst = append(dst, "null"...)
@@ -71,18 +69,12 @@ func AppendRecord(dst []byte, cmd *engine.Command) []byte {
 
 // appendChange appends ch as encoding/json does, omitempty fields included.
 func appendChange(dst []byte, ch *engine.Change) []byte {
-	dst = append(dst, `{"op":`...)
-	dst = AppendJSONString(dst, string(ch.Op), true)
-	dst = append(dst, `,"key":`...)
-	dst = AppendJSONString(dst, ch.Key, true)
+	dst = AppendJSONString(named(dst, '{', `,"op":`), string(ch.Op), true)
+	dst = AppendKey(dst, ',', ch.Key, true)
 	if ch.Value != "" {
-		dst = append(dst, `,"value":`...)
-		dst = AppendJSONString(dst, ch.Value, true)
+		dst = AppendValue(dst, ',', ch.Value, true)
 	}
-	if ch.ExpiresAt != 0 {
-		dst = append(dst, `,"expires_at":`...)
-		dst = strconv.AppendInt(dst, ch.ExpiresAt, 10)
-	}
+	dst = AppendExpiresAt(dst, ',', ch.ExpiresAt)
 	return append(dst, '}')
 }
 

@@ -1,4 +1,4 @@
-package persist_test
+package codec_test
 
 import (
 	"bytes"
@@ -7,23 +7,23 @@ import (
 	"testing"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // FuzzDecodeRecord: no input crashes the decoder, and what it accepts
 // re-encodes to a record that decodes the same.
 func FuzzDecodeRecord(f *testing.F) {
-	line := persist.AppendRecord(nil, &engine.Command{Rev: 3, Changes: []engine.Change{{Op: engine.OpPut, Key: "k", Value: "v", ExpiresAt: 9}}})
+	line := codec.AppendRecord(nil, &engine.Command{Rev: 3, Changes: []engine.Change{{Op: engine.OpPut, Key: "k", Value: "v", ExpiresAt: 9}}})
 	f.Add(line)
 	f.Add([]byte(`{"rev":1,"ops":[{"op":"delete","key":"a"}],"crc":"00000000"}`))
 	f.Add([]byte("\x00\xff{"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cmd, err := persist.DecodeRecord(data)
+		cmd, err := codec.DecodeRecord(data)
 		if err != nil {
 			return
 		}
-		again := persist.AppendRecord(nil, &cmd)
-		cmd2, err := persist.DecodeRecord(again)
+		again := codec.AppendRecord(nil, &cmd)
+		cmd2, err := codec.DecodeRecord(again)
 		if err != nil || !reflect.DeepEqual(cmd, cmd2) {
 			t.Fatalf("round trip changed %+v into %+v (%v)", cmd, cmd2, err)
 		}
@@ -34,13 +34,13 @@ func FuzzDecodeRecord(f *testing.F) {
 // accepts writes back byte for byte (sorted, one layout).
 func FuzzReadSnapshot(f *testing.F) {
 	var buf bytes.Buffer
-	persist.WriteSnapshot(&buf, 4, []*engine.Entry{{Key: "a", Value: "1", CreateRev: 1, ModRev: 4, Version: 2}})
+	codec.WriteSnapshot(&buf, 4, []*engine.Entry{{Key: "a", Value: "1", CreateRev: 1, ModRev: 4, Version: 2}})
 	f.Add(buf.Bytes())
 	buf.Reset()
-	persist.WriteSnapshot(&buf, 0, nil)
+	codec.WriteSnapshot(&buf, 0, nil)
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		rev, entries, err := persist.ReadSnapshot(bytes.NewReader(data), "fuzz")
+		rev, entries, err := codec.ReadSnapshot(bytes.NewReader(data), "fuzz")
 		if err != nil {
 			return
 		}
@@ -49,10 +49,10 @@ func FuzzReadSnapshot(f *testing.F) {
 			ptrs[i] = &entries[i]
 		}
 		var out bytes.Buffer
-		if err := persist.WriteSnapshot(&out, rev, ptrs); err != nil {
+		if err := codec.WriteSnapshot(&out, rev, ptrs); err != nil {
 			t.Fatal(err)
 		}
-		if _, again, err := persist.ReadSnapshot(&out, "again"); err != nil || len(again) != len(entries) {
+		if _, again, err := codec.ReadSnapshot(&out, "again"); err != nil || len(again) != len(entries) {
 			t.Fatalf("accepted snapshot does not round-trip: %v", err)
 		}
 	})
@@ -64,7 +64,7 @@ func FuzzReadImport(f *testing.F) {
 	f.Add([]byte(`{"format":"pykv.snapshot","version":1,"entries":[{"key":"k","value":"v"}]}`))
 	f.Add([]byte(`{"a":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		persist.ReadImport(bytes.NewReader(data))
+		codec.ReadImport(bytes.NewReader(data))
 	})
 }
 
@@ -81,8 +81,8 @@ func FuzzEntryLine(f *testing.F) {
 		buf.WriteString("\n")
 		doc := buf.Bytes()
 		// The fuzzed line becomes a snapshot's only entry, with a valid checksum.
-		crcd := persist.SealSnapshotForTest(doc)
-		_, fast, ferr := persist.ReadSnapshot(bytes.NewReader(crcd), "fuzz")
+		crcd := codec.SealSnapshotForTest(doc)
+		_, fast, ferr := codec.ReadSnapshot(bytes.NewReader(crcd), "fuzz")
 		var slow engine.Entry
 		serr := json.Unmarshal(bytes.TrimSuffix(line, []byte(",")), &slow) // the reader drops the separator
 		if ferr == nil && (serr != nil || len(fast) != 1 || fast[0] != slow) {

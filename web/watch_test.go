@@ -647,3 +647,18 @@ func TestTick_KeepsBoundedReads(t *testing.T) {
 		t.Errorf("keeps %d reads of %d bytes, counted %d; want %d reads", len(tk.reads), total, tk.bytes, tickKeepBytes/chunk)
 	}
 }
+
+// BenchmarkEncodeEvents encodes 100 events of one revision each with their
+// previous values, as a stream does for every subscriber.
+func BenchmarkEncodeEvents(b *testing.B) {
+	value := strings.Repeat("v", 100)
+	events := make([]engine.Event, 100)
+	for i := range events {
+		events[i] = engine.Event{Type: engine.OpPut, Key: fmt.Sprintf("key-%07d", i), Rev: int64(i + 1),
+			Entry: &engine.Entry{Key: fmt.Sprintf("key-%07d", i), Value: value, CreateRev: 1, ModRev: int64(i + 1), Version: int64(i + 1), ExpiresAt: 1893456000000},
+			Prev:  &engine.Entry{Value: value}}
+	}
+	for b.Loop() {
+		encodeEvents(events, true, 1<<20)
+	}
+}

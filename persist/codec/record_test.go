@@ -1,10 +1,11 @@
-package persist_test
+package codec_test
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -13,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // marshalRecord is how AppendRecord wrote a record before it was written by
@@ -51,7 +52,7 @@ var trickyStrings = []string{
 func TestAppendRecord_SameAsEncodingJSON(t *testing.T) {
 	check := func(cmd engine.Command) {
 		t.Helper()
-		got := persist.AppendRecord([]byte("prefix"), &cmd)
+		got := codec.AppendRecord([]byte("prefix"), &cmd)
 		want := append([]byte("prefix"), marshalRecord(t, &cmd)...)
 		if string(got) != string(want) {
 			t.Fatalf("AppendRecord(%+v)\n got %q\nwant %q", cmd, got, want)
@@ -118,7 +119,7 @@ func BenchmarkAppendRecord(b *testing.B) {
 	cmd := engine.Command{Rev: 12345, Changes: []engine.Change{{Op: engine.OpPut, Key: "key/01234", Value: "value 1234"}}}
 	var buf []byte
 	for b.Loop() {
-		buf = persist.AppendRecord(buf[:0], &cmd)
+		buf = codec.AppendRecord(buf[:0], &cmd)
 	}
 }
 
@@ -131,7 +132,7 @@ func TestWriteSnapshot_EntriesAsEncodingJSON(t *testing.T) {
 			CreateRev: int64(i + 1), ModRev: math.MaxInt64 - int64(i), Version: int64(i), ExpiresAt: int64(i%2) * 1893456000000})
 	}
 	var buf bytes.Buffer
-	if err := persist.WriteSnapshot(&buf, math.MaxInt64, slices.Clone(entries)); err != nil {
+	if err := codec.WriteSnapshot(&buf, math.MaxInt64, slices.Clone(entries)); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(buf.String(), "\n")
@@ -147,6 +148,56 @@ func TestWriteSnapshot_EntriesAsEncodingJSON(t *testing.T) {
 		}
 		if got := strings.TrimSuffix(lines[i+1], ","); got != string(want) {
 			t.Errorf("entry %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+// benchEntries returns n snapshot entries with 100-byte values, a third of
+// them with an expiry time.
+func benchEntries(n int) []*engine.Entry {
+	value := strings.Repeat("v", 100)
+	entries := make([]*engine.Entry, n)
+	for i := range entries {
+		entries[i] = &engine.Entry{Key: fmt.Sprintf("key-%07d", i), Value: value, CreateRev: int64(i + 1), ModRev: int64(i + 1), Version: 1}
+		if i%3 == 0 {
+			entries[i].ExpiresAt = 1893456000000
+		}
+	}
+	return entries
+}
+
+// BenchmarkWriteSnapshot encodes a snapshot of 10,000 entries (the entry
+// writer of a compaction or an export).
+func BenchmarkWriteSnapshot(b *testing.B) {
+	entries := benchEntries(10_000)
+	for b.Loop() {
+		if err := codec.WriteSnapshot(io.Discard, 10_000, entries); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadSnapshot decodes a snapshot of 10,000 entries (recovery's
+// first step).
+func BenchmarkReadSnapshot(b *testing.B) {
+	var buf bytes.Buffer
+	if err := codec.WriteSnapshot(&buf, 10_000, benchEntries(10_000)); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	for b.Loop() {
+		if _, _, err := codec.ReadSnapshot(bytes.NewReader(buf.Bytes()), "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeRecord decodes one log line (replay's step per write).
+func BenchmarkDecodeRecord(b *testing.B) {
+	line := codec.AppendRecord(nil, &engine.Command{Rev: 12345, Changes: []engine.Change{{Op: engine.OpPut, Key: "key/01234", Value: "value 1234", ExpiresAt: 1893456000000}}})
+	for b.Loop() {
+		if _, err := codec.DecodeRecord(line); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package persist_test
+package codec_test
 
 import (
 	"runtime"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pykv/pykv/engine"
-	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/persist/codec"
 )
 
 // Review: ReadSnapshot preallocates min(count, 1<<24) entries from the
@@ -19,7 +19,7 @@ func TestReadImport_HugeCountDoesNotAllocate(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, _, err := persist.ReadImport(strings.NewReader(body))
+	_, _, err := codec.ReadImport(strings.NewReader(body))
 	runtime.ReadMemStats(&after)
 	if err == nil {
 		t.Fatal("import accepted")
@@ -38,7 +38,7 @@ func TestImport_FarExpiry(t *testing.T) {
 		s := engine.New(engine.Options{ExpireInterval: time.Hour})
 		body := `{"format":"pykv.snapshot","version":1,"rev":1,"count":1,"entries":[{"key":"k","value":"v","create_rev":1,"mod_rev":1,"version":1,"expires_at":` +
 			strconv.FormatInt(at, 10) + `}]}`
-		_, err := persist.ImportStore(s, strings.NewReader(body))
+		_, err := codec.ImportStore(s, strings.NewReader(body))
 		e, _ := s.Get("k")
 		s.Close()
 		if err != nil {

@@ -1,4 +1,4 @@
-package persist
+package codec
 
 import (
 	"bufio"
@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"slices"
-	"strconv"
 
 	"github.com/pykv/pykv/engine"
 )
@@ -69,21 +67,26 @@ func WriteSnapshot(w io.Writer, rev int64, entries []*engine.Entry) error {
 	return err
 }
 
-// lineReader reads lines of any length, tracking offsets and a running CRC.
-type lineReader struct {
+// LineReader reads lines of any length from a log or snapshot, tracking the
+// byte offset of each, so errors can name where the damage is.
+type LineReader struct {
 	r    *bufio.Reader
 	off  int64 // offset of the next line
-	crc  hash.Hash32
 	long []byte
 }
 
-func newLineReader(r io.Reader) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, 1<<20), crc: crc32.New(castagnoli)}
+// NewLineReader returns a LineReader reading r through a 1 MiB buffer.
+func NewLineReader(r io.Reader) *LineReader {
+	return &LineReader{r: bufio.NewReaderSize(r, 1<<20)}
 }
 
-// next returns the next line including its newline (the last line of the
-// input may lack one). The slice is valid until the next call.
-func (lr *lineReader) next() ([]byte, error) {
+// Offset returns the byte offset of the line the next call to Next returns.
+func (lr *LineReader) Offset() int64 { return lr.off }
+
+// Next returns the next line including its newline (the last line of the
+// input may lack one), or io.EOF after the last line, or the reader's
+// error. The slice is valid until the next call.
+func (lr *LineReader) Next() ([]byte, error) {
 	line, err := lr.r.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		lr.long = append(lr.long[:0], line...)
@@ -104,15 +107,16 @@ func (lr *lineReader) next() ([]byte, error) {
 // layout and checksum. Errors are *CorruptError values whose File is name and
 // whose Offset is where the damage was found.
 func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, err error) {
-	lr := newLineReader(r)
+	lr := NewLineReader(r)
+	crc := crc32.New(castagnoli) // of every line before the checksum line
 	corrupt := func(off int64, err error) (int64, []engine.Entry, error) {
 		return 0, nil, &CorruptError{File: name, Offset: off, Err: err}
 	}
-	line, err := lr.next()
+	line, err := lr.Next()
 	if err != nil {
 		return corrupt(0, fmt.Errorf("%w: no header: %v", ErrMalformed, err))
 	}
-	lr.crc.Write(line)
+	crc.Write(line)
 	const entriesOpen = `,"entries":[` + "\n"
 	if !bytes.HasSuffix(line, []byte(entriesOpen)) {
 		return corrupt(0, fmt.Errorf("%w: header line does not open the entries", ErrMalformed))
@@ -134,8 +138,8 @@ func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, 
 	entries = make([]engine.Entry, 0, min(hdr.Count, 1<<16))
 	var scratch []byte
 	for {
-		off := lr.off
-		line, err := lr.next()
+		off := lr.Offset()
+		line, err := lr.Next()
 		if err != nil {
 			return corrupt(off, fmt.Errorf("%w: ends before the checksum line", ErrMalformed))
 		}
@@ -148,15 +152,15 @@ func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, 
 			if !ok || !bytes.HasSuffix(footer, []byte(`"}`)) {
 				return corrupt(off, fmt.Errorf("%w: checksum is not 8 lowercase hex digits", ErrMalformed))
 			}
-			if lr.crc.Sum32() != want {
+			if crc.Sum32() != want {
 				return corrupt(off, ErrChecksum)
 			}
-			if rest, _ := lr.next(); len(rest) != 0 {
-				return corrupt(lr.off-int64(len(rest)), fmt.Errorf("%w: data after the checksum line", ErrMalformed))
+			if rest, _ := lr.Next(); len(rest) != 0 {
+				return corrupt(lr.Offset()-int64(len(rest)), fmt.Errorf("%w: data after the checksum line", ErrMalformed))
 			}
 			break
 		}
-		lr.crc.Write(line)
+		crc.Write(line)
 		body := bytes.TrimSuffix(line, []byte("\n"))
 		body = bytes.TrimSuffix(body, []byte(","))
 		var e engine.Entry
@@ -181,19 +185,11 @@ func ReadSnapshot(r io.Reader, name string) (rev int64, entries []engine.Entry, 
 // TestWriteSnapshot_EntriesAsEncodingJSON hold it to that), by hand: a
 // snapshot writes one per key.
 func appendEntry(dst []byte, e *engine.Entry) []byte {
-	dst = append(dst, `{"key":`...)
-	dst = AppendJSONString(dst, e.Key, true)
-	dst = append(dst, `,"value":`...)
-	dst = AppendJSONString(dst, e.Value, true)
-	dst = append(dst, `,"create_rev":`...)
-	dst = strconv.AppendInt(dst, e.CreateRev, 10)
-	dst = append(dst, `,"mod_rev":`...)
-	dst = strconv.AppendInt(dst, e.ModRev, 10)
-	dst = append(dst, `,"version":`...)
-	dst = strconv.AppendInt(dst, e.Version, 10)
-	if e.ExpiresAt != 0 {
-		dst = append(dst, `,"expires_at":`...)
-		dst = strconv.AppendInt(dst, e.ExpiresAt, 10)
-	}
+	dst = AppendKey(dst, '{', e.Key, true)
+	dst = AppendValue(dst, ',', e.Value, true)
+	dst = AppendCreateRev(dst, ',', e.CreateRev)
+	dst = AppendModRev(dst, ',', e.ModRev)
+	dst = AppendVersion(dst, ',', e.Version)
+	dst = AppendExpiresAt(dst, ',', e.ExpiresAt)
 	return append(dst, '}')
 }

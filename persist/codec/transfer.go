@@ -1,4 +1,4 @@
-package persist
+package codec
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ var ErrBadImport = errors.New("bad import file")
 
 // Import formats.
 const (
-	FormatSnapshot = "snapshot" // the snapshot format, as Export writes it
+	FormatSnapshot = "snapshot" // the snapshot format, as ExportStore writes it
 	FormatFlat     = "flat"     // the original PyKV data file: {"key": "value", ...}
 )
 
@@ -30,13 +30,8 @@ type ImportResult struct {
 	Rev    int64  `json:"rev"` // the revision the import's writes got
 }
 
-// Export writes the store's state, consistent at one revision, to w in the
+// ExportStore writes s's state, consistent at one revision, to w in the
 // snapshot format.
-func (db *DB) Export(w io.Writer) error {
-	return ExportStore(db.store, w)
-}
-
-// ExportStore writes s's state to w in the snapshot format.
 func ExportStore(s *engine.Store, w io.Writer) error {
 	rev, entries, err := s.Checkpoint(func(int64) error { return nil })
 	if err != nil {
@@ -45,15 +40,11 @@ func ExportStore(s *engine.Store, w io.Writer) error {
 	return WriteSnapshot(w, rev, entries)
 }
 
-// Import reads a snapshot or a flat PyKV file from r and puts every key in
-// it, atomically: all under one revision, or nothing. Values and expiry
-// times come from the file (entries already expired are skipped); revisions
-// are the store's own. Malformed input gives an error wrapping ErrBadImport.
-func (db *DB) Import(r io.Reader) (ImportResult, error) {
-	return ImportStore(db.store, r)
-}
-
-// ImportStore imports r into s; see DB.Import.
+// ImportStore reads a snapshot or a flat PyKV file from r and puts every
+// key in it into s, atomically: all under one revision, or nothing. Values
+// and expiry times come from the file (entries already expired are
+// skipped); revisions are the store's own. Malformed input gives an error
+// wrapping ErrBadImport.
 func ImportStore(s *engine.Store, r io.Reader) (ImportResult, error) {
 	return ImportWith(r, s.Rev(), s.Bulk)
 }
