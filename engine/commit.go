@@ -8,10 +8,11 @@ import (
 // request is a write waiting for the committer.
 type request struct {
 	ops        []Op
-	expire     []expiryItem          // internal: keys whose TTL ran out
-	checkpoint func(rev int64) error // internal: see Checkpoint
-	entries    []*Entry              // checkpoint's result
-	removed    int                   // expire's result: keys removed
+	expire     []expiryItem                 // internal: keys whose TTL ran out
+	checkpoint func(rev int64) error        // internal: see Checkpoint
+	imp        func(now, rev int64) Command // internal: see Import; resolved alone, against the map
+	entries    []*Entry                     // checkpoint's result
+	removed    int                          // expire's result: keys removed
 	res        TxnResult
 	err        error
 	done       chan struct{}
@@ -168,6 +169,20 @@ func (s *Store) commit(group []*request) {
 				r.entries = s.entries()
 			}
 			close(r.done)
+			continue
+		case r.imp != nil:
+			// Resolved against the map itself, with nothing pending, so
+			// it needs no overlay (which would hold a copy of every key).
+			flush()
+			if imp := r.imp(now, s.rev+1); len(imp.Changes) > 0 {
+				if r.err = s.opts.Journal.Append([]Command{imp}); r.err == nil {
+					s.mu.Lock()
+					s.mustApply(&imp)
+					s.mu.Unlock()
+				}
+			}
+			close(r.done)
+			rev = s.rev
 			continue
 		case r.expire != nil:
 			cmd = s.resolveExpiry(r.expire, now, &v, rev+1)

@@ -21,9 +21,20 @@
 // browser copy, where writes come from one thread). Without a journal,
 // writes are applied at once under the store's lock.
 //
+// Browsing a large store costs little: [Store.Count] and [Store.Folders]
+// rank keys in the ordered index (a counted B-tree) instead of visiting
+// them, so a folder of a million keys is counted in O(log² n), and
+// [Store.DeletePrefix] gathers the keys under a prefix in the same turn of
+// the writers that deletes them, one change per key at one revision. Each
+// event of the change feed carries the time the store applied it, and
+// [Store.History] reads one key's changes from the feed.
+//
 // # Caveats
 //
 // The engine does no I/O and imports neither os nor net/http, so it builds
 // for GOOS=js GOARCH=wasm. Expiry times are wall-clock milliseconds; a clock
-// that jumps forward expires keys early.
+// that jumps forward expires keys early. The change feed is bounded
+// (Options.History, HistoryBytes) and starts afresh at Restore, so
+// [Store.History] shows recent changes, not a key's whole past; events of
+// replayed commands carry no time.
 package engine

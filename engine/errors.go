@@ -26,6 +26,8 @@ var (
 	// clamped: now plus a TTL near the largest Duration overflows, and the
 	// key would expire at once.
 	ErrTTLTooLong = errors.New("ttl longer than 100 years")
+	// ErrDuplicateKey: an import holds the same key twice.
+	ErrDuplicateKey = errors.New("key appears twice")
 	// ErrBadOp: an operation type other than put or delete was asked for.
 	ErrBadOp = errors.New("unknown operation")
 	// ErrEmptyTxn: a transaction must hold at least one operation.

@@ -6,9 +6,23 @@ import (
 	"github.com/pykv/pykv/persist/codec"
 )
 
-// ImportResult tells what an import did: the format read, how many keys it
-// wrote and the revision they got.
+// ImportResult tells what an import did: the format read, the mode, how
+// many keys the file held, the revision its writes got and what became of
+// each key (added, changed, unchanged, deleted, expired).
 type ImportResult = codec.ImportResult
+
+// ImportMode says what an import does to the keys its file does not hold:
+// ImportMerge keeps them (the default), ImportReplace deletes them.
+type ImportMode = codec.ImportMode
+
+// The import modes.
+const (
+	ImportMerge   = codec.ImportMerge
+	ImportReplace = codec.ImportReplace
+)
+
+// ParseImportMode parses "merge" or "replace" ("" means merge).
+func ParseImportMode(s string) (ImportMode, error) { return codec.ParseImportMode(s) }
 
 // ErrBadImport: an import file is neither a snapshot nor a flat object of
 // string values; the message says what is wrong with it.
@@ -26,10 +40,12 @@ func (db *DB) Export(w io.Writer) error {
 	return codec.ExportStore(db.store, w)
 }
 
-// Import reads a snapshot or a flat PyKV file from r and puts every key in
-// it, atomically: all under one revision, or nothing. Values and expiry
-// times come from the file (entries already expired are skipped); revisions
-// are the store's own. Malformed input gives an error wrapping ErrBadImport.
-func (db *DB) Import(r io.Reader) (ImportResult, error) {
-	return codec.ImportStore(db.store, r)
+// Import reads a snapshot or a flat PyKV file from r, streaming, and
+// writes it into the store as one write (see codec.ImportStore): keys whose
+// value and expiry are unchanged are skipped, and in ImportReplace mode
+// every key the file does not hold is deleted, so the store ends up equal
+// to the file. It is all or nothing: a malformed file (an error wrapping
+// ErrBadImport) or a failed log write changes nothing.
+func (db *DB) Import(r io.Reader, mode ImportMode) (ImportResult, error) {
+	return codec.ImportStore(db.store, r, mode)
 }

@@ -106,6 +106,22 @@ func openLog(fsys FS, dir, name string, size, older int64, opts Options) (*Log, 
 	return l, nil
 }
 
+// Commands with more changes than streamChanges in one Append are written
+// in pieces of about streamChunk bytes (see WriteRecord).
+const (
+	streamChanges = 4096
+	streamChunk   = 1 << 20
+)
+
+// changes counts the changes of cmds.
+func changes(cmds []engine.Command) int {
+	n := 0
+	for i := range cmds {
+		n += len(cmds[i].Changes)
+	}
+	return n
+}
+
 // Append writes cmds as log records. In SyncAlways mode it returns only once
 // they are fsynced. On a failed or short write it cuts the file back to where
 // it was, so no partial record stays behind, and returns the error (which
@@ -118,13 +134,35 @@ func (l *Log) Append(cmds []engine.Command) error {
 	if l.failed != nil {
 		return l.failed
 	}
-	l.buf = l.buf[:0]
-	for i := range cmds {
-		l.buf = codec.AppendRecord(l.buf, &cmds[i])
+	var n int64
+	var err error
+	if changes(cmds) <= streamChanges {
+		l.buf = l.buf[:0]
+		for i := range cmds {
+			l.buf = codec.AppendRecord(l.buf, &cmds[i])
+		}
+		var wn int
+		wn, err = l.f.Write(l.buf)
+		n = int64(wn)
+		if err == nil && wn != len(l.buf) {
+			err = fmt.Errorf("short write: %d of %d bytes", wn, len(l.buf))
+		}
+	} else {
+		// A huge command (an import) is written in pieces: encoded whole
+		// it would need as much memory again as the data it holds. A
+		// crash between the pieces leaves a torn last line, which
+		// recovery cuts off: the command is all there or not at all.
+		for i := range cmds {
+			var wn int64
+			wn, l.buf, err = codec.WriteRecord(l.f, &cmds[i], l.buf, streamChunk)
+			n += wn
+			if err != nil {
+				break
+			}
+		}
 	}
-	n, err := l.f.Write(l.buf)
-	if err == nil && n != len(l.buf) {
-		err = fmt.Errorf("short write: %d of %d bytes", n, len(l.buf))
+	if cap(l.buf) > 4*streamChunk {
+		l.buf = nil // do not keep a huge group's buffer for good
 	}
 	if err != nil {
 		werr := fmt.Errorf("append to log %s: %w", l.name, err)
@@ -137,7 +175,7 @@ func (l *Log) Append(cmds []engine.Command) error {
 		}
 		return werr
 	}
-	l.size += int64(n)
+	l.size += n
 	l.dirty = true
 	if l.mode == SyncAlways {
 		return l.syncLocked()

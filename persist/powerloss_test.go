@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pykv/pykv/engine"
@@ -159,61 +162,88 @@ func TestDB_PowerLossEverySec(t *testing.T) {
 
 // TestDB_PowerLossEverySecBound checks the promise of everysec under power
 // loss: only writes acknowledged within the last sync interval may be lost.
-// The interval is shortened to 20 ms and the writes paced, so a run spans
-// many intervals; the power is cut at random operations.
+// The writes are paced so a run spans many intervals, and the power is cut
+// at random operations.
+//
+// It runs in a synctest bubble: the sync goroutine's ticker, the pacing and
+// the clock read at the ack and the crash all use the bubble's fake clock,
+// which moves only when every goroutine is blocked. The bound is therefore
+// exact, with no slack for scheduling: on real time under load the ticker
+// fired late now and then and the test went red although nothing was wrong.
+// It goes red if the loop syncs less often than the interval (checked by
+// planting a ticker 10% slower than the interval) or not at all.
 func TestDB_PowerLossEverySecBound(t *testing.T) {
 	const interval = 20 * time.Millisecond
-	const slack = 30 * time.Millisecond // scheduling noise on a shared machine
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
-	for run := range 12 {
-		m := newMemFS()
-		crashAt := 20 + rng.IntN(120)
-		var img *memFS
-		var crashTime time.Time
-		var crashed atomic.Bool // the hook runs on the log's sync goroutine too
-		m.fault = func(op string, n int, name string) error {
-			if n < crashAt {
-				return nil
+	for run := range 24 {
+		rng := rand.New(rand.NewPCG(uint64(run), 3))
+		synctest.Test(t, func(t *testing.T) { powerLossEverySecRun(t, run, interval, rng) })
+	}
+}
+
+func powerLossEverySecRun(t *testing.T, run int, interval time.Duration, rng *rand.Rand) {
+	m := newMemFS()
+	// Half the runs cut the power at a random operation, half during a
+	// sync of the log, the worst case: all the writes since the sync
+	// before it are lost, a whole interval's.
+	crashAt, crashSync, syncs := 20+rng.IntN(120), 0, 0
+	if run%2 == 1 {
+		crashAt, crashSync = 0, 3+rng.IntN(6)
+	}
+	var img *memFS
+	var crashTime time.Time
+	var crashed atomic.Bool // the hook runs on the log's sync goroutine too
+	m.fault = func(op string, n int, name string) error {
+		if op == "sync" && strings.HasPrefix(path.Base(name), "wal-") {
+			syncs++
+			if syncs == crashSync {
+				crashAt = n
 			}
-			if n == crashAt {
-				img, crashTime = m.crashLocked(rng), time.Now()
-				crashed.Store(true)
-			}
-			return errIO
 		}
-		opts := memOpts(m)
-		opts.Sync, opts.SyncInterval = persist.SyncEverySec, interval
-		db, err := persist.Open(dir, opts)
+		if crashAt == 0 || n < crashAt {
+			return nil
+		}
+		if n == crashAt {
+			img, crashTime = m.crashLocked(rng), time.Now()
+			crashed.Store(true)
+		}
+		return errIO
+	}
+	opts := memOpts(m)
+	opts.Sync, opts.SyncInterval = persist.SyncEverySec, interval
+	db, err := persist.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ackAt struct {
+		rev int64
+		at  time.Time
+	}
+	var acks []ackAt
+	pace := rand.New(rand.NewPCG(uint64(run), 4)) // rng is the crash hook's
+	for i := 0; !crashed.Load() && i < 2000; i++ {
+		e, err := db.Store().Put(fmt.Sprintf("k%d", i%7), fmt.Sprint(i))
 		if err != nil {
-			t.Fatal(err)
+			break // the power is out
 		}
-		type ackAt struct {
-			rev int64
-			at  time.Time
-		}
-		var acks []ackAt
-		for i := 0; !crashed.Load() && i < 2000; i++ {
-			e, err := db.Store().Put(fmt.Sprintf("k%d", i%7), fmt.Sprint(i))
-			if err != nil {
-				break // the power is out
-			}
-			acks = append(acks, ackAt{e.ModRev, time.Now()})
-			time.Sleep(2 * time.Millisecond)
-		}
-		db.Close() // waits for the sync goroutine: img and crashTime are settled
-		if img == nil {
-			t.Fatalf("run %d: the crash point %d was never reached", run, crashAt)
-		}
-		rec, err := persist.Open(dir, memOpts(img))
-		if err != nil {
-			t.Fatalf("run %d: open after power loss: %v", run, err)
-		}
-		rev := rec.Store().Rev()
-		rec.Close()
-		for _, a := range acks {
-			if a.rev > rev && crashTime.Sub(a.at) > interval+slack {
-				t.Fatalf("run %d: write at revision %d acknowledged %v before the power loss is gone (interval %v)", run, a.rev, crashTime.Sub(a.at), interval)
-			}
+		acks = append(acks, ackAt{e.ModRev, time.Now()})
+		// Pace the writes at an odd period, so they fall at every phase
+		// of the sync ticker, and let the ticker fire first when due.
+		time.Sleep(time.Duration(1+pace.IntN(3)) * time.Millisecond)
+		synctest.Wait()
+	}
+	db.Close() // waits for the sync goroutine: img and crashTime are settled
+	if img == nil {
+		t.Fatalf("run %d: the crash point (operation %d or log sync %d) was never reached", run, crashAt, crashSync)
+	}
+	rec, err := persist.Open(dir, memOpts(img))
+	if err != nil {
+		t.Fatalf("run %d: open after power loss: %v", run, err)
+	}
+	rev := rec.Store().Rev()
+	rec.Close()
+	for _, a := range acks {
+		if a.rev > rev && crashTime.Sub(a.at) > interval {
+			t.Fatalf("run %d: write at revision %d acknowledged %v before the power loss is gone (interval %v)", run, a.rev, crashTime.Sub(a.at), interval)
 		}
 	}
 }

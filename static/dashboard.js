@@ -94,6 +94,8 @@
     syncResult: byTestId('sync-result'),
     importForm: byId('import-form'),
     importFile: byId('import-file'),
+    importReplace: byId('import-replace'),
+    importButton: byTestId('import-button'),
     importStatus: byTestId('import-status'),
     importError: byTestId('import-error'),
     controls: byTestId('offline-controls'),
@@ -1586,7 +1588,8 @@
     const btn = el.importForm.querySelector('button');
     btn.disabled = true;
     try {
-      const resp = await fetch('/v1/import', { method: 'POST', body: file, headers: { Accept: 'application/json', 'Content-Type': 'application/json' } });
+      const url = el.importReplace.checked ? '/v1/import?mode=replace' : '/v1/import';
+      const resp = await fetch(url, { method: 'POST', body: file, headers: { Accept: 'application/json', 'Content-Type': 'application/json' } });
       if (!resp.ok) {
         el.importError.textContent = `“${file.name}” was not imported: ${await problemText(resp)}`;
         el.importError.hidden = false;
@@ -1602,6 +1605,11 @@
     }
   });
 
+  // Replacing says what it does on the button itself.
+  el.importReplace.addEventListener('change', () => {
+    el.importButton.textContent = el.importReplace.checked ? 'Import and replace' : 'Import';
+  });
+
   // importText reports an import: the counts of keys added, changed and
   // left unchanged when the server gives them, else how many keys it read.
   function importText(name, r) {
@@ -1614,7 +1622,10 @@
       if (added !== null) parts.push(`${plainCount(added)} added`);
       if (changed !== null) parts.push(`${plainCount(changed)} changed`);
       if (unchanged !== null) parts.push(`${plainCount(unchanged)} unchanged`);
-      if (n(r.deleted) !== null) parts.push(`${plainCount(r.deleted)} deleted`);
+      if (n(r.deleted) !== null && (r.mode === 'replace' || r.deleted > 0)) {
+        parts.push(`${plainCount(r.deleted)} deleted (not in the file)`);
+      }
+      if (n(r.expired) !== null && r.expired > 0) parts.push(`${plainCount(r.expired)} skipped as already expired`);
       return `Imported “${name}”: ${parts.join(', ')}.`;
     }
     return `Imported “${name}”: ${plural(r.keys || 0, 'key')} read${r.rev ? `, written at revision ${r.rev}` : ''}.`;

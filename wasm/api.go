@@ -170,7 +170,7 @@ func (db *localDB) Export() (string, error) {
 // import; to load the server's export as the copy's base, use Rebase.
 func (db *localDB) Import(text string) (codec.ImportResult, error) {
 	for attempt := 0; ; attempt++ {
-		res, err := codec.ImportStore(db.current(), strings.NewReader(text))
+		res, err := codec.ImportStore(db.current(), strings.NewReader(text), codec.ImportMerge)
 		if err == nil {
 			db.maybeFold()
 			return res, nil

@@ -218,7 +218,7 @@ func TestFormat_ExportImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer target.Close()
-	res, err := codec.ImportStore(target.Store(), strings.NewReader(browserFile))
+	res, err := codec.ImportStore(target.Store(), strings.NewReader(browserFile), codec.ImportMerge)
 	if err != nil || res.Keys != 4 {
 		t.Fatalf("server ImportStore(browser export) = %+v, %v", res, err)
 	}

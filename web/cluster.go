@@ -173,14 +173,17 @@ func (s *server) consistent(next http.Handler) http.Handler {
 }
 
 // leaderReads shares the follower's requests for a read index among
-// concurrent reads: a read joins the next request to start, never one
-// already sent (its answer may predate the read).
+// concurrent reads: a read joins a request not sent yet, never one already
+// sent (its answer may predate the read). Up to maxReadRounds requests
+// are out at once.
 type leaderReads struct {
-	s       *server
-	mu      sync.Mutex
-	next    *readRound
-	running bool
+	s        *server
+	mu       sync.Mutex
+	next     *readRound
+	inFlight int
 }
+
+const maxReadRounds = 2
 
 type readRound struct {
 	auth []string // the first reader's credentials, to pass to the leader
@@ -191,14 +194,16 @@ type readRound struct {
 
 func (lr *leaderReads) wait(r *http.Request) error {
 	lr.mu.Lock()
-	if lr.next == nil {
-		lr.next = &readRound{done: make(chan struct{}), auth: r.Header.Values("Authorization")}
-		if !lr.running {
-			lr.running = true
-			go lr.loop()
+	rd := lr.next
+	if rd == nil {
+		rd = &readRound{done: make(chan struct{}), auth: r.Header.Values("Authorization")}
+		if lr.inFlight < maxReadRounds {
+			lr.inFlight++
+			go lr.run(rd)
+		} else {
+			lr.next = rd
 		}
 	}
-	rd := lr.next
 	lr.mu.Unlock()
 	select {
 	case <-rd.done:
@@ -211,19 +216,17 @@ func (lr *leaderReads) wait(r *http.Request) error {
 	return lr.s.cluster.node.WaitApplied(r.Context(), rd.idx)
 }
 
-func (lr *leaderReads) loop() {
-	for {
-		lr.mu.Lock()
-		rd := lr.next
-		lr.next = nil
-		if rd == nil {
-			lr.running = false
-			lr.mu.Unlock()
-			return
-		}
-		lr.mu.Unlock()
+// run asks for rd, then for the round that gathered meanwhile, if any.
+func (lr *leaderReads) run(rd *readRound) {
+	for rd != nil {
 		rd.idx, rd.err = lr.fetch(rd.auth)
 		close(rd.done)
+		lr.mu.Lock()
+		rd, lr.next = lr.next, nil
+		if rd == nil {
+			lr.inFlight--
+		}
+		lr.mu.Unlock()
 	}
 }
 
@@ -259,6 +262,53 @@ func (lr *leaderReads) fetch(auth []string) (uint64, error) {
 		return 0, fmt.Errorf("the leader's read index: %w", err)
 	}
 	return out.Index, nil
+}
+
+// handleLeaderCheck answers whether this member, now, follows ?leader= in
+// ?term=: 200 if it does, 409 if not. A leader asks every voter this for
+// each round of linearizable reads (see NewPeerCheck).
+func (s *server) handleLeaderCheck(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	term, err := strconv.ParseUint(q.Get("term"), 10, 64)
+	if err != nil || q.Get("leader") == "" {
+		s.writeError(w, r, badRequest("Give ?term= (a raft term) and ?leader= (a member ID)."))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if !s.cluster.node.Follows(term, q.Get("leader")) {
+		s.writeError(w, r, errStatus(http.StatusConflict, "This member does not follow %s in term %d.", q.Get("leader"), term))
+		return
+	}
+	encode(w, http.StatusOK, map[string]bool{"follows": true})
+}
+
+// NewPeerCheck returns the cluster.Options.PeerCheck of a member whose
+// peers serve this package's API: it asks GET /v1/cluster/leader-check,
+// with token (members share tokens; empty when there are none).
+func NewPeerCheck(token string) func(ctx context.Context, apiAddr string, term uint64, leaderID string) error {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	client := &http.Client{Transport: tr}
+	return func(ctx context.Context, apiAddr string, term uint64, leaderID string) error {
+		u := strings.TrimRight(apiAddr, "/") + "/v1/cluster/leader-check?term=" + strconv.FormatUint(term, 10) + "&leader=" + url.QueryEscape(leaderID)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s does not follow %s in term %d: %s", apiAddr, leaderID, term, resp.Status)
+		}
+		return nil
+	}
 }
 
 // readIndex is the answer of GET /v1/cluster/read-index.
@@ -455,8 +505,8 @@ func (d clusterDB) Status() persist.Status {
 
 func (d clusterDB) Export(w io.Writer) error { return codec.ExportStore(d.node.Store(), w) }
 
-func (d clusterDB) Import(r io.Reader) (persist.ImportResult, error) {
-	return codec.ImportWith(r, d.node.Store().Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
+func (d clusterDB) Import(r io.Reader, mode persist.ImportMode) (persist.ImportResult, error) {
+	return codec.ImportThrough(d.node.Store(), r, mode, func(ops []engine.Op) (engine.TxnResult, error) {
 		return d.node.Write(context.Background(), ops, true)
 	})
 }

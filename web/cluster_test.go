@@ -35,7 +35,7 @@ func mustOpenCluster(t *testing.T, n int) []*clusterMember {
 		srv := httptest.NewUnstartedServer(nil)
 		id := fmt.Sprintf("n%d", i+1)
 		node, err := cluster.Open(cluster.Options{ID: id, RaftAddr: "127.0.0.1:0", APIAddr: "http://" + srv.Listener.Addr().String(),
-			Dir: t.TempDir(), Bootstrap: i == 0, ElectionTimeout: 300 * time.Millisecond,
+			Dir: t.TempDir(), Bootstrap: i == 0, ElectionTimeout: 300 * time.Millisecond, PeerCheck: web.NewPeerCheck(""),
 			Engine: engine.Options{MaxKeyBytes: 64, MaxValueBytes: 1024}})
 		if err != nil {
 			t.Fatal(err)
@@ -145,6 +145,13 @@ func TestCluster_HTTP(t *testing.T) {
 		wantStatus(t, f.do("GET", "/v1/kv?prefix=imp", ""), http.StatusOK)
 		wantStatus(t, f.do("GET", "/get/lin", ""), http.StatusOK)
 		wantStatus(t, f.do("GET", "/v1/export", ""), http.StatusOK)
+	})
+	t.Run("LeaderCheck", func(t *testing.T) {
+		term := l.node.Status().Term
+		wantStatus(t, f.do("GET", fmt.Sprintf("/v1/cluster/leader-check?term=%d&leader=%s", term, l.node.ID()), ""), http.StatusOK)
+		wantProblem(t, f.do("GET", fmt.Sprintf("/v1/cluster/leader-check?term=%d&leader=%s", term+1, l.node.ID()), ""), http.StatusConflict, "does not follow")
+		wantProblem(t, f.do("GET", fmt.Sprintf("/v1/cluster/leader-check?term=%d&leader=%s", term, f.node.ID()), ""), http.StatusConflict, "does not follow")
+		wantProblem(t, f.do("GET", "/v1/cluster/leader-check", ""), http.StatusBadRequest, "term")
 	})
 	t.Run("Status", func(t *testing.T) {
 		r := f.do("GET", "/v1/status", "")

@@ -44,7 +44,7 @@ const dashboardCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; 
 // own figures.
 type DashboardStatus struct {
 	// Sync is the durability mode, as persist names it ("always",
-	// "batch", "none"); empty shows "memory".
+	// "everysec", "never"); empty shows "memory".
 	Sync string
 }
 

@@ -18,9 +18,11 @@ type DB interface {
 	Status() persist.Status
 	// Export writes the store in the snapshot format.
 	Export(w io.Writer) error
-	// Import loads a snapshot or a flat file; malformed input gives an
-	// error wrapping persist.ErrBadImport.
-	Import(r io.Reader) (persist.ImportResult, error)
+	// Import loads a snapshot or a flat file as one write, skipping
+	// unchanged keys; in persist.ImportReplace mode it also deletes the
+	// keys the file does not hold. Malformed input gives an error wrapping
+	// persist.ErrBadImport.
+	Import(r io.Reader, mode persist.ImportMode) (persist.ImportResult, error)
 	// Err is non-nil once the store refuses writes after an I/O failure.
 	Err() error
 }

@@ -26,9 +26,22 @@
 // With no token in [Options] every request is allowed; cmd/pykv refuses to
 // listen beyond loopback that way. With tokens, everything but /healthz,
 // /readyz, /openapi.json, /docs, /static and the sign-in page needs
-// "Authorization: Bearer <token>" or the cookie POST /signin sets: 401
-// without a valid one, 403 for a write with the read-only token.
-// Cross-origin browser writes are refused (http.CrossOriginProtection).
+// "Authorization: Bearer <token>" or the session cookie POST /signin sets
+// (a random id of a server-side session, never the token; sessions.go):
+// 401 without a valid one, 403 for a write with the read-only token, 429
+// with Retry-After once a client address sent too many wrong tokens
+// (ratelimit.go; behind Options.TrustedProxies the address comes from
+// X-Forwarded-For, client.go). Cross-origin browser writes are refused
+// (http.CrossOriginProtection) with a problem of their own type.
+//
+// # Host check
+//
+// Before anything else, a request whose Host is not a loopback name or
+// address, the address the client connected to, or a name in
+// Options.AllowedHosts is refused with 421 (host.go): the defence against
+// DNS rebinding, where a page on an attacker's name resolving to 127.0.0.1
+// looks same-origin to the browser. ProblemListener makes net/http's own
+// plain-text refusals (431, 400, 501) problem documents too.
 //
 // # Caveats
 //
@@ -36,8 +49,8 @@
 // those two keys cannot be reached by URL from a browser; POST /v1/txn
 // can write and delete them. The listing's rev is the store's revision
 // when the listing began: entries reflect at least that revision.
-// Timeouts are the http.Server's, set by cmd/pykv; the stream route lifts
-// them for its connection and keeps its own deadlines.
+// Timeouts are the http.Server's, set by cmd/pykv; the stream lifts them
+// for its connection once the upgrade succeeded and keeps its own deadlines.
 package web
 
 // The dashboard's templ components (dashboard.templ) are compiled to

@@ -56,17 +56,6 @@ func (s *server) crossOrigin() func(http.Handler) http.Handler {
 	return cop.Handler
 }
 
-// noDeadlines lifts the server's read and write timeouts for a long-lived
-// connection (the websocket stream), which keeps its own deadlines.
-func noDeadlines(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
-		next.ServeHTTP(w, r)
-	})
-}
-
 // handleNotFound answers an unknown path.
 func (s *server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	writeProblem(w, newProblem(http.StatusNotFound,

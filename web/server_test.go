@@ -112,9 +112,11 @@ func (f fakeDB) Status() persist.Status {
 	}
 	return persist.Status{Failed: fmt.Sprint(f.err)}
 }
-func (f fakeDB) Export(w io.Writer) error                       { return f.err }
-func (f fakeDB) Import(io.Reader) (persist.ImportResult, error) { return persist.ImportResult{}, f.err }
-func (f fakeDB) Err() error                                     { return f.err }
+func (f fakeDB) Export(w io.Writer) error { return f.err }
+func (f fakeDB) Import(io.Reader, persist.ImportMode) (persist.ImportResult, error) {
+	return persist.ImportResult{}, f.err
+}
+func (f fakeDB) Err() error { return f.err }
 
 // mustOpenFailing returns a server whose store refuses writes with err.
 func mustOpenFailing(t *testing.T, err error, db web.DB, logs *bytes.Buffer) *testServer {
@@ -283,6 +285,8 @@ func TestRefusalTitles(t *testing.T) {
 		srv.do("PUT", "/v1/kv/k", "v", "Sec-Fetch-Site: cross-site"),
 		srv.do("PUT", "/v1/kv/k", "v", "Origin: https://evil.example"),
 		srv.do("POST", "/signout", "", "Sec-Fetch-Site: cross-site"),
+		srv.do("GET", "/v1/watch", "", "Origin: https://evil.example", "Connection: Upgrade", "Upgrade: websocket",
+			"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="),
 	} {
 		wantProblem(t, r, http.StatusForbidden)
 		p := r.JSON(t)

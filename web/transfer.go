@@ -47,7 +47,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // handleImport loads a snapshot (as export writes it) or an original PyKV
-// flat file ({"key": "value", ...}), every key under one revision.
+// flat file ({"key": "value", ...}) as one write: keys whose value and
+// expiry are unchanged are skipped, and with ?mode=replace the keys the
+// file does not hold are deleted in the same write. The body is read as a
+// stream, never whole.
 func (s *server) handleImport(w http.ResponseWriter, r *http.Request) {
 	if s.db == nil {
 		s.writeError(w, r, errStatus(http.StatusServiceUnavailable, "This server has no persistence to import into."))
@@ -57,15 +60,19 @@ func (s *server) handleImport(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	mode, err := persist.ParseImportMode(r.URL.Query().Get("mode"))
+	if err != nil {
+		s.writeError(w, r, badRequest("mode must be merge (the default: keys the file does not hold are kept) or replace (they are deleted), not %q.", r.URL.Query().Get("mode")))
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, s.opts.MaxImportBytes)
 	var res persist.ImportResult
-	var err error
 	if s.cluster != nil {
-		res, err = codec.ImportWith(body, s.store.Rev(), func(ops []engine.Op) (engine.TxnResult, error) {
+		res, err = codec.ImportThrough(s.store, body, mode, func(ops []engine.Op) (engine.TxnResult, error) {
 			return s.write(w, r, ops, true)
 		})
 	} else {
-		res, err = s.db.Import(body)
+		res, err = s.db.Import(body, mode)
 	}
 	if err != nil {
 		if errors.Is(err, persist.ErrBadImport) {

@@ -17,9 +17,11 @@ import (
 )
 
 // Defaults for the zero values of WatchOptions. The timing constants follow
-// one rule: a peer that stops answering is noticed within PingInterval +
-// PongTimeout, and a peer that stops reading within WriteTimeout, so a dead
-// connection never holds a goroutine and a watcher for long.
+// one rule: a peer that stops answering is noticed PongTimeout after the
+// next ping (due PingInterval after the last one, later only while a write
+// is under way, which WriteTimeout bounds), and a peer that stops reading
+// within WriteTimeout, so a dead connection never holds a goroutine and a
+// watcher for long.
 const (
 	// DefaultWatchPingInterval is how often the server pings: well below
 	// the 60 s idle timeouts common in proxies and load balancers.
@@ -228,7 +230,11 @@ func NewWatchHandler(store *engine.Store, opts WatchOptions) http.Handler {
 		CheckOrigin:      h.originAllowed,
 		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
 			w.Header().Set("Sec-Websocket-Version", "13")
-			writeProblem(w, newProblem(status, "Cannot open a watch stream: "+reason.Error()+"."))
+			p := newProblem(status, "Cannot open a watch stream: "+reason.Error()+".")
+			if status == http.StatusForbidden { // the upgrader's origin check
+				p = crossOriginProblem(p.Detail)
+			}
+			writeProblem(w, p)
 		},
 	}
 	return h
@@ -286,7 +292,7 @@ func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		withPrev = b
 	}
 	if !h.originAllowed(r) {
-		writeProblem(w, newProblem(http.StatusForbidden,
+		writeProblem(w, crossOriginProblem(
 			fmt.Sprintf("Origin %q may not open a watch stream; only the server's own origin and configured ones may.", r.Header.Get("Origin"))))
 		return
 	}
@@ -307,6 +313,11 @@ func (h *watchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered with a problem
 	}
+	// Only now, with the upgrade done, are the server's read and write
+	// timeouts lifted: the stream keeps its own deadlines from here on
+	// (pongs, writes). Lifted before, a request that is not an upgrade and
+	// announces a body it never sends would hold its connection for good.
+	_ = conn.NetConn().SetDeadline(time.Time{})
 	st := &watchConn{
 		h:        h,
 		conn:     conn,

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -24,6 +26,13 @@ type watchConn struct {
 	tick     *tick         // the tick the stream reads up to
 	buf      []byte        // the progress or compacted message being built
 	readDone chan struct{} // closed when readLoop returns: the client is gone
+
+	// pongMu orders arming the pong deadline (the writer, after a ping)
+	// with lifting it (readLoop, on the pong), so a pong that arrives
+	// before the writer arms the deadline is not followed by one.
+	pongMu   sync.Mutex
+	pings    uint64 // pings sent; each carries its number
+	awaiting uint64 // the ping whose pong is awaited; 0 when none
 }
 
 // connState says what a stream waits for before it reads the feed again.
@@ -91,7 +100,7 @@ func (st *watchConn) run(ctx context.Context, werr error) {
 		}
 		now := time.Now()
 		if !now.Before(nextPing) {
-			if err := st.conn.WriteControl(websocket.PingMessage, nil, now.Add(opts.WriteTimeout)); err != nil {
+			if err := st.ping(); err != nil {
 				return
 			}
 			nextPing = now.Add(opts.PingInterval)
@@ -209,17 +218,57 @@ func (st *watchConn) read(rev int64) *feedRead {
 	return r
 }
 
-// readLoop reads what the client sends: pongs extend the read deadline, a
-// close frame is answered (by the default close handler) and ends the loop,
-// data messages are discarded. It cancels the stream when it returns.
+// ping sends a ping, numbered, and gives the client PongTimeout from then
+// to answer it: readLoop's deadline is armed once the ping is written. The
+// ping may go out well after PingInterval, when the stream was writing to a
+// client that reads slowly but steadily; a deadline counted from the last
+// pong, as before, then left such a client a fraction of PongTimeout, or
+// none, and dropped it. While a ping is unanswered no other is sent, so its
+// deadline is never pushed back.
+func (st *watchConn) ping() error {
+	st.pongMu.Lock()
+	if st.awaiting != 0 {
+		st.pongMu.Unlock()
+		return nil
+	}
+	st.pings++
+	seq := st.pings
+	st.awaiting = seq
+	st.pongMu.Unlock()
+	payload := strconv.AppendUint(nil, seq, 10)
+	if err := st.conn.WriteControl(websocket.PingMessage, payload, time.Now().Add(st.h.opts.WriteTimeout)); err != nil {
+		return err
+	}
+	st.pongMu.Lock()
+	defer st.pongMu.Unlock()
+	if st.awaiting != seq {
+		return nil // answered already
+	}
+	// The connection's deadline, set from the writer's goroutine: net.Conn
+	// allows that while readLoop reads.
+	return st.conn.NetConn().SetReadDeadline(time.Now().Add(st.h.opts.PongTimeout))
+}
+
+// readLoop reads what the client sends: the pong to the ping awaited lifts
+// the read deadline ping armed, a close frame is answered (by the default
+// close handler) and ends the loop, data messages are discarded. It
+// cancels the stream when it returns.
 func (st *watchConn) readLoop(cancel context.CancelFunc) {
 	defer cancel()
 	defer close(st.readDone) // before cancel: the writer then knows why it stops
 	c := st.conn
-	wait := st.h.opts.PingInterval + st.h.opts.PongTimeout
 	c.SetReadLimit(st.h.opts.ReadLimit)
-	_ = c.SetReadDeadline(time.Now().Add(wait))
-	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(wait)) })
+	c.SetPongHandler(func(data string) error {
+		st.pongMu.Lock()
+		defer st.pongMu.Unlock()
+		// Other pongs (unsolicited ones, which RFC 6455 allows as a
+		// heartbeat, or a stale answer) prove nothing about the ping.
+		if st.awaiting == 0 || data != strconv.FormatUint(st.awaiting, 10) {
+			return nil
+		}
+		st.awaiting = 0
+		return c.SetReadDeadline(time.Time{})
+	})
 	for {
 		if _, _, err := c.NextReader(); err != nil {
 			return

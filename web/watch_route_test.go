@@ -1,8 +1,10 @@
 package web_test
 
 import (
+	"errors"
 	"go/parser"
 	"go/token"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -18,7 +20,7 @@ import (
 
 // TestWatchRoute_OutlivesServerTimeouts serves the API with short read and
 // write timeouts and checks that a watch stream still delivers events after
-// them. The route lifts the server's deadlines (noDeadlines) and the stream
+// them. The stream lifts the server's deadlines once upgraded and
 // sets its own; this fails if the route is put behind a timeout.
 func TestWatchRoute_OutlivesServerTimeouts(t *testing.T) {
 	store := engine.New(engine.Options{})
@@ -67,6 +69,41 @@ func TestWatchRoute_NeedsToken(t *testing.T) {
 		t.Fatalf("watch with the token: %v", err)
 	}
 	conn.Close()
+}
+
+// TestWatchRoute_DeadlinesUntilUpgrade: the server's read timeout holds
+// for a watch request until the upgrade succeeds. A request that is not
+// an upgrade and announces a body it never sends (Content-Length: 100) is
+// cut off at the read timeout, not kept open for good.
+func TestWatchRoute_DeadlinesUntilUpgrade(t *testing.T) {
+	store := engine.New(engine.Options{})
+	t.Cleanup(func() { store.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 300 * time.Millisecond
+	srv := &http.Server{Handler: web.NewServer(web.Options{Store: store}),
+		ReadTimeout: timeout, WriteTimeout: timeout, ReadHeaderTimeout: timeout}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /v1/watch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Far beyond the timeout, so only a connection kept open for good fails.
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a watch request with an unsent body was still open after %v; the server's read timeout is %v", time.Since(start).Round(time.Second), timeout)
+	}
 }
 
 // TestWatchRoute_AllowedOriginsFromOptions checks that Options.Watch

@@ -52,6 +52,7 @@ func client(ctx context.Context, cmd string, args []string, getenv func(string) 
 		prev     = new(bool)
 		prefix   = new(string)
 		all      = new(bool)
+		replace  = new(bool)
 	)
 	switch cmd {
 	case "get":
@@ -68,6 +69,8 @@ func client(ctx context.Context, cmd string, args []string, getenv func(string) 
 		fs.IntVar(limit, "limit", 0, "list at most this many keys (default: all)")
 		fs.BoolVar(values, "values", false, "print key<TAB>value lines")
 		fs.BoolVar(asJSON, "json", false, "print one entry JSON object per line")
+	case "import":
+		fs.BoolVar(replace, "replace", false, "make the store equal to the file: also delete the keys it does not hold, in the same write (default: merge, keeping them)")
 	case "cluster":
 		fs.BoolVar(asJSON, "json", false, "print the answer as JSON")
 	case "watch":
@@ -147,9 +150,9 @@ func client(ctx context.Context, cmd string, args []string, getenv func(string) 
 		return c.export(ctx, pos, stdout)
 	case "import":
 		if len(pos) > 1 {
-			return usageError("usage: pykv import [FILE]")
+			return usageError("usage: pykv import [--replace] [FILE]")
 		}
-		return c.importFile(ctx, pos, stdin, stdout)
+		return c.importFile(ctx, pos, *replace, stdin, stdout)
 	case "cluster":
 		switch {
 		case len(pos) == 1 && pos[0] == "members":
@@ -474,7 +477,10 @@ func dirOf(path string) string {
 	return "."
 }
 
-func (c *apiClient) importFile(ctx context.Context, pos []string, stdin io.Reader, stdout io.Writer) error {
+// importFile sends FILE (or stdin) to POST /v1/import, with mode=replace
+// when replace is set, and prints the server's answer: the counts of keys
+// added, changed, unchanged and deleted.
+func (c *apiClient) importFile(ctx context.Context, pos []string, replace bool, stdin io.Reader, stdout io.Writer) error {
 	body := stdin
 	if len(pos) == 1 {
 		f, err := os.Open(pos[0])
@@ -484,7 +490,11 @@ func (c *apiClient) importFile(ctx context.Context, pos []string, stdin io.Reade
 		defer f.Close()
 		body = f
 	}
-	resp, err := c.request(ctx, "POST", "/v1/import", nil, body, http.Header{"Content-Type": {"application/json"}})
+	var q url.Values
+	if replace {
+		q = url.Values{"mode": {"replace"}}
+	}
+	resp, err := c.request(ctx, "POST", "/v1/import", q, body, http.Header{"Content-Type": {"application/json"}})
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}

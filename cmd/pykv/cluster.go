@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -139,8 +140,9 @@ func serveCluster(ctx context.Context, c serveConfig, logger *slog.Logger, metri
 		ID: c.nodeID, RaftAddr: c.raftAddr, RaftAdvertise: c.raftAdv, APIAddr: base, Dir: c.dataDir, PeerTLS: tlsConf,
 		Bootstrap:         c.join == "" && errors.Is(statErr, os.ErrNotExist),
 		SnapshotThreshold: c.snapEntries, TrailingLogs: c.snapEntries + 2048,
-		Engine: engine.Options{MaxKeyBytes: c.maxKeyBytes, MaxValueBytes: c.maxValueBytes, MaxTxnOps: c.maxTxnOps},
-		Logger: logger,
+		PeerCheck: web.NewPeerCheck(cmp.Or(c.authToken, c.readToken)),
+		Engine:    engine.Options{MaxKeyBytes: c.maxKeyBytes, MaxValueBytes: c.maxValueBytes, MaxTxnOps: c.maxTxnOps},
+		Logger:    logger,
 	})
 	if err != nil {
 		ln.Close()

@@ -62,7 +62,8 @@ Usage:
                                   they hold a tab, newline or leading ")
   pykv watch [PREFIX]             print changes as they happen, one JSON line each
   pykv export [FILE]              save the whole store (snapshot JSON) to FILE or stdout
-  pykv import [FILE]              load a snapshot or a flat {"key":"value"} file
+  pykv import [--replace] [FILE]  load a snapshot or a flat {"key":"value"} file (merged;
+                                  --replace also deletes the keys it does not hold)
   pykv cluster members            list a cluster's members, the leader and each one's revision
   pykv cluster remove ID          take member ID out of the cluster
   pykv help                       this text

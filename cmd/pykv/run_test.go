@@ -353,6 +353,17 @@ func TestClient_Commands(t *testing.T) {
 	if _, errOut, code := pykv(t, srv, `not json`, "import"); code != exitFailure || !strings.Contains(errOut, "cannot be imported") {
 		t.Errorf("import of garbage: exit %d %q", code, errOut)
 	}
+	// --replace makes the store equal to the file; a merge keeps the rest.
+	if out, errOut, code := pykv(t, srv, `{"legacy":"file","only":"this"}`, "import"); code != 0 ||
+		!strings.Contains(out, `"added":1`) || !strings.Contains(out, `"unchanged":1`) || !strings.Contains(out, `"mode":"merge"`) {
+		t.Errorf("merge import = %q %q exit %d; want 1 added, 1 unchanged", out, errOut, code)
+	}
+	if out, errOut, code := pykv(t, srv, `{"only":"this"}`, "import", "--replace"); code != 0 || !strings.Contains(out, `"mode":"replace"`) {
+		t.Errorf("import --replace = %q %q exit %d", out, errOut, code)
+	}
+	if out, _, _ := pykv(t, srv, "", "ls", "--values"); out != "only\tthis\n" {
+		t.Errorf("after import --replace: ls = %q, want only the file's key", out)
+	}
 }
 
 func TestClient_Watch(t *testing.T) {

@@ -110,6 +110,14 @@ type Options struct {
 	// SnapshotInterval is how often raft checks whether to snapshot
 	// (default 30s).
 	SnapshotInterval time.Duration
+	// PeerCheck, when set, is how the leader confirms it still leads for
+	// reads: it asks the member whose HTTP API is at apiAddr whether it
+	// follows leaderID in term now (its answer must be made after the
+	// call, as GET /v1/cluster/leader-check does with Node.Follows). A
+	// majority of yes proves no other leader can have been elected before
+	// the round began. Without it a round commits a barrier entry, which
+	// is as safe but costs a log write (and an fsync) on a majority.
+	PeerCheck func(ctx context.Context, apiAddr string, term uint64, leaderID string) error
 }
 
 // Node is one member of a cluster: a replicated store whose writes are
@@ -124,7 +132,8 @@ type Node struct {
 	logger *slog.Logger
 
 	reads   verifier
-	changes atomic.Int64 // leader changes seen
+	changes atomic.Int64  // leader changes seen
+	ready   atomic.Uint64 // the term in which this member, as leader, applied every earlier entry
 	obsCh   chan raft.Observation
 	obs     *raft.Observer
 	stop    chan struct{}
@@ -223,6 +232,9 @@ func Open(opts Options) (*Node, error) {
 	conf.TrailingLogs = opts.TrailingLogs
 	conf.SnapshotInterval = opts.SnapshotInterval
 	conf.BatchApplyCh = true
+	// Up to this many writes share one log append (one bbolt commit, two
+	// fsyncs) and one replication round: group commit for the cluster.
+	conf.MaxAppendEntries = 512
 	conf.Logger = hlog
 
 	existing, err := raft.HasExistingState(logs, logs, snaps)
@@ -243,6 +255,7 @@ func Open(opts Options) (*Node, error) {
 	}
 	n.raft = r
 	n.reads.raft = r
+	n.reads.node = n
 	n.obs = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
@@ -302,8 +315,12 @@ func (n *Node) watchLeader() {
 
 func (n *Node) becameLeader() {
 	defer n.wg.Done()
+	term := n.raft.CurrentTerm()
 	if err := n.raft.Barrier(0).Error(); err != nil {
 		return // lost leadership again; the next leader does this
+	}
+	if n.raft.CurrentTerm() == term {
+		n.ready.Store(term) // the commit index now covers earlier terms
 	}
 	if n.opts.APIAddr != "" && n.fsm.memberAPIs()[n.opts.ID] != n.opts.APIAddr {
 		data := mustJSON(entry{Kind: kindMember, ID: n.opts.ID, API: n.opts.APIAddr})
@@ -381,27 +398,109 @@ func (n *Node) propose(ctx context.Context, data []byte) (engine.TxnResult, erro
 // acknowledged before the call: once a member has applied it (WaitApplied),
 // its state is at least as new as any client has seen. The leader proves
 // it still leads by committing a barrier entry of its term after the call
-// arrived; concurrent calls share one such round. A member that is not the
-// leader returns a *NotLeaderError.
+// arrived, or with Options.PeerCheck by a majority saying they follow it
+// in its term when asked after the call arrived; concurrent calls share
+// one such round. A member that is not the leader returns a
+// *NotLeaderError.
 //
-// Why a barrier and not raft's VerifyLeader: VerifyLeader counts any
+// Why not raft's VerifyLeader: VerifyLeader counts any
 // successful reply that arrives after it starts, including replies to
 // heartbeats sent before, so a leader paused (SIGSTOP) and resumed can
 // count replies its followers sent before they elected someone else, and
 // serve a stale read (TestNode_LinearizableRead caught this with stopped
 // followers). A barrier is a new log index: only followers that accept it
-// in this term can commit it.
+// in this term can commit it. A PeerCheck answer is made after the
+// question, by a member that has not moved to a later term.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if n.raft.State() != raft.Leader {
 		return 0, n.notLeader()
 	}
+	idx := n.raft.CommitIndex()
+	if n.opts.PeerCheck != nil {
+		// A new leader's commit index covers earlier terms' entries once
+		// it applied them (becameLeader); until then, wait.
+		for n.ready.Load() != n.raft.CurrentTerm() {
+			if n.raft.State() != raft.Leader {
+				return 0, n.notLeader()
+			}
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+			idx = n.raft.CommitIndex()
+		}
+	}
 	if err := n.reads.confirm(ctx); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, ErrNotLeader) {
 			return 0, n.notLeader()
 		}
 		return 0, err
 	}
-	return n.raft.CommitIndex(), nil
+	if n.opts.PeerCheck == nil {
+		idx = n.raft.CommitIndex() // at least the barrier's index
+	}
+	return idx, nil
+}
+
+// Follows reports whether this member, now, is in term and follows
+// leaderID: the answer a leader's PeerCheck asks for.
+func (n *Node) Follows(term uint64, leaderID string) bool {
+	_, id := n.raft.LeaderWithID()
+	return n.raft.State() == raft.Follower && n.raft.CurrentTerm() == term && string(id) == leaderID
+}
+
+// confirmByPeers asks the other voters, now, whether they follow this
+// member in its current term; a majority with this member proves it led
+// when the round began.
+func (n *Node) confirmByPeers() error {
+	term := n.raft.CurrentTerm()
+	if n.raft.State() != raft.Leader {
+		return ErrNotLeader
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	var peers []string
+	voters := 0
+	apis := n.fsm.memberAPIs()
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if string(s.ID) != n.opts.ID {
+			peers = append(peers, apis[string(s.ID)])
+		}
+	}
+	need := voters/2 + 1 - 1 // this member counts for itself
+	if need > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), n.opts.ElectionTimeout)
+		defer cancel()
+		yes := make(chan bool, len(peers))
+		for _, api := range peers {
+			go func() {
+				yes <- api != "" && n.opts.PeerCheck(ctx, api, term, n.opts.ID) == nil
+			}()
+		}
+		got := 0
+		for range peers {
+			if <-yes {
+				got++
+				if got >= need {
+					break
+				}
+			}
+		}
+		if got < need {
+			return ErrNotLeader
+		}
+	}
+	if n.raft.State() != raft.Leader || n.raft.CurrentTerm() != term {
+		return ErrNotLeader
+	}
+	return nil
 }
 
 // WaitApplied waits until this member has applied every entry up to idx
@@ -465,15 +564,20 @@ func (n *Node) Linearize(ctx context.Context) (int64, error) {
 }
 
 // verifier shares leadership confirmations among concurrent reads. A read
-// joins the next round to start, never one already running (that round's
-// barrier may predate the read), so a round's success proves leadership
-// after every read it answers arrived.
+// joins a round that has not started yet, never one already running (its
+// question may predate the read), so a round's success proves leadership
+// after every read it answers arrived. Up to maxRounds rounds run at once:
+// a read arriving while one runs starts the next at once instead of
+// waiting for it to end.
 type verifier struct {
-	raft    *raft.Raft
-	mu      sync.Mutex
-	next    *round
-	running bool
+	raft     *raft.Raft
+	node     *Node
+	mu       sync.Mutex
+	next     *round // gathering reads, not started
+	inFlight int
 }
+
+const maxRounds = 2
 
 type round struct {
 	done chan struct{}
@@ -482,14 +586,16 @@ type round struct {
 
 func (v *verifier) confirm(ctx context.Context) error {
 	v.mu.Lock()
-	if v.next == nil {
-		v.next = &round{done: make(chan struct{})}
-		if !v.running {
-			v.running = true
-			go v.loop()
+	r := v.next
+	if r == nil {
+		r = &round{done: make(chan struct{})}
+		if v.inFlight < maxRounds {
+			v.inFlight++
+			go v.run(r)
+		} else {
+			v.next = r // started by the next round to finish
 		}
 	}
-	r := v.next
 	v.mu.Unlock()
 	select {
 	case <-r.done:
@@ -499,19 +605,21 @@ func (v *verifier) confirm(ctx context.Context) error {
 	}
 }
 
-func (v *verifier) loop() {
-	for {
+// run carries out round r, then the round that gathered meanwhile, if any.
+func (v *verifier) run(r *round) {
+	for r != nil {
+		if v.node.opts.PeerCheck != nil {
+			r.err = v.node.confirmByPeers()
+		} else {
+			r.err = v.raft.Barrier(0).Error()
+		}
+		close(r.done)
 		v.mu.Lock()
-		r := v.next
-		v.next = nil
+		r, v.next = v.next, nil
 		if r == nil {
-			v.running = false
-			v.mu.Unlock()
-			return
+			v.inFlight--
 		}
 		v.mu.Unlock()
-		r.err = v.raft.Barrier(0).Error()
-		close(r.done)
 	}
 }
 

@@ -281,7 +281,34 @@ func TestNode_Membership(t *testing.T) {
 // TestNode_LinearizableRead: a follower reading at the leader's read index
 // sees every write acknowledged before it asked.
 func TestNode_LinearizableRead(t *testing.T) {
-	c := mustCluster(t, 3, nil)
+	t.Run("Barrier", func(t *testing.T) { testLinearizableRead(t, false) })
+	t.Run("PeerCheck", func(t *testing.T) { testLinearizableRead(t, true) })
+}
+
+func testLinearizableRead(t *testing.T, peerCheck bool) {
+	var byAPI sync.Map // API address → *member
+	c := mustCluster(t, 3, func(o *cluster.Options) {
+		if !peerCheck {
+			return
+		}
+		o.PeerCheck = func(ctx context.Context, api string, term uint64, leader string) error {
+			v, ok := byAPI.Load(api)
+			if !ok {
+				return errors.New("unknown member")
+			}
+			m := v.(*member)
+			m.mu.Lock()
+			node := m.node
+			m.mu.Unlock()
+			if node == nil || !node.Follows(term, leader) {
+				return errors.New("does not follow")
+			}
+			return nil
+		}
+	})
+	for _, m := range c.members {
+		byAPI.Store(m.opts.APIAddr, m)
+	}
 	l := c.leader()
 	var f *member
 	for _, m := range c.running() {

@@ -11,10 +11,15 @@
 // AppendRecord and DecodeRecord write and read one log line, a command
 // with a CRC-32C over the bytes before its checksum. WriteSnapshot and
 // ReadSnapshot write and read a whole snapshot, one entry per line, with
-// a CRC-32C of everything before the last line. ReadImport reads a
-// snapshot or the original PyKV flat file; ExportStore and ImportStore
-// apply them to an engine.Store. LineReader reads lines of any length,
-// tracking offsets, for persist's log replay.
+// a CRC-32C of everything before the last line; WriteRecord writes a huge
+// command (an import) in pieces. ReadImport reads, as a stream, a
+// snapshot (checked whatever its whitespace: its checksum is computed over
+// the entries as WriteSnapshot writes them) or the original PyKV flat
+// file; ExportStore writes a store, and ImportStore writes an import into
+// one as a single write (merge or replace, unchanged keys skipped;
+// ImportThrough for a store whose writes go through a cluster's log).
+// LineReader reads lines of any length, tracking offsets, for persist's
+// log replay.
 //
 // The hand-written JSON encoders (log records, snapshot entries, the watch
 // stream's events in web, the browser copy's sync item in wasm) write

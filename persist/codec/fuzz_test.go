@@ -3,8 +3,11 @@ package codec_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist/codec"
@@ -58,13 +61,58 @@ func FuzzReadSnapshot(f *testing.F) {
 	})
 }
 
-// FuzzReadImport: no import file crashes the reader.
+// FuzzReadImport: no import file crashes the reader, and what it accepts
+// is in strict key order, valid UTF-8 with no U+FFFD the file did not
+// hold, and, read from a snapshot, what
+// WriteSnapshot writes for those entries reads back the same.
 func FuzzReadImport(f *testing.F) {
 	f.Add([]byte(`{"a":"1"}`))
 	f.Add([]byte(`{"format":"pykv.snapshot","version":1,"entries":[{"key":"k","value":"v"}]}`))
 	f.Add([]byte(`{"a":1}`))
+	f.Add([]byte(`{"format":"pykv.snapshot","version":1,"rev":1,"count":1,"entries":[` + "\n" +
+		`{"key":"k","value":"v","create_rev":1,"mod_rev":1,"version":1}` + "\n" + `],"crc":"00000000"}`))
+	f.Add([]byte("{\"k\":\"\xff\",\"k\":null}"))
+	f.Add([]byte(`{"k":"\ud800","\udc00":"\ud83d\ude00"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		codec.ReadImport(bytes.NewReader(data))
+		format, entries, err := codec.ReadImport(bytes.NewReader(data))
+		if err != nil {
+			if !errors.Is(err, codec.ErrBadImport) {
+				t.Fatalf("error %v does not wrap ErrBadImport", err)
+			}
+			return
+		}
+		// Every U+FFFD accepted was in the file as one, raw or escaped:
+		// none stands in for invalid UTF-8 or a lone surrogate escape.
+		inFile := bytes.Count(data, []byte("\ufffd")) + bytes.Count(bytes.ToLower(data), []byte(`\ufffd`))
+		accepted := 0
+		for _, e := range entries {
+			accepted += strings.Count(e.Key, "\ufffd") + strings.Count(e.Value, "\ufffd")
+		}
+		if accepted > inFile {
+			t.Fatalf("accepted %d U+FFFD, the file holds only %d", accepted, inFile)
+		}
+		for i, e := range entries {
+			if !utf8.ValidString(e.Key) || !utf8.ValidString(e.Value) {
+				t.Fatalf("accepted entry %d is not valid UTF-8: %q", i, e.Key)
+			}
+			if i > 0 && e.Key <= entries[i-1].Key {
+				t.Fatalf("accepted entries out of order or twice: %q after %q", e.Key, entries[i-1].Key)
+			}
+		}
+		if format != codec.FormatSnapshot {
+			return
+		}
+		var out bytes.Buffer
+		ptrs := make([]*engine.Entry, len(entries))
+		for i, e := range entries {
+			ptrs[i] = &engine.Entry{Key: e.Key, Value: e.Value, CreateRev: 1, ModRev: 1, Version: 1, ExpiresAt: e.ExpiresAt}
+		}
+		if err := codec.WriteSnapshot(&out, 1, ptrs); err != nil {
+			t.Fatal(err)
+		}
+		if _, again, err := codec.ReadImport(&out); err != nil || len(again) != len(entries) {
+			t.Fatalf("accepted snapshot does not round-trip: %d entries, %v", len(again), err)
+		}
 	})
 }
 

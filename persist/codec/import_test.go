@@ -2,7 +2,6 @@ package codec_test
 
 import (
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,9 +35,11 @@ func TestReadImport_HugeCountDoesNotAllocate(t *testing.T) {
 func TestImport_FarExpiry(t *testing.T) {
 	for _, at := range []int64{99_999_999_999_999, 20_000_000_000_000} {
 		s := engine.New(engine.Options{ExpireInterval: time.Hour})
-		body := `{"format":"pykv.snapshot","version":1,"rev":1,"count":1,"entries":[{"key":"k","value":"v","create_rev":1,"mod_rev":1,"version":1,"expires_at":` +
-			strconv.FormatInt(at, 10) + `}]}`
-		_, err := codec.ImportStore(s, strings.NewReader(body))
+		var body strings.Builder
+		if err := codec.WriteSnapshot(&body, 1, []*engine.Entry{{Key: "k", Value: "v", CreateRev: 1, ModRev: 1, Version: 1, ExpiresAt: at}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := codec.ImportStore(s, strings.NewReader(body.String()), codec.ImportMerge)
 		e, _ := s.Get("k")
 		s.Close()
 		if err != nil {
