@@ -360,12 +360,24 @@ func report(b *testing.B, sides []*side, rounds, seconds int) {
 	fmt.Printf("GET: %.0f/s vs bare handler %.0f/s = %.2fx (target >= 0.85x: %s), p99 %.2f ms (target <= 5: %s)\n",
 		get.rate, bare.rate, getRatio, verdict(getRatio >= 0.85), ms(get.p99), verdict(get.p99 <= 5*time.Millisecond))
 	fmt.Printf("(webdis+Redis GET %.0f/s = %.2fx the bare handler)\n", med["webdis-redis-get"].rate, med["webdis-redis-get"].rate/bare.rate)
+	fmt.Printf("medians of the per-round ratios (each round's sides ran within seconds of each other): PUT %.2fx, GET %.2fx\n",
+		roundRatio(sides[0].results, sides[1].results), roundRatio(sides[2].results, sides[3].results))
 	b.ReportMetric(put.rate, "put/s")
 	b.ReportMetric(putRatio, "put-x-redis")
 	b.ReportMetric(perFsync, "writes/fsync")
 	b.ReportMetric(get.rate, "get/s")
 	b.ReportMetric(getRatio, "get-x-bare")
 	b.ReportMetric(0, "ns/op")
+}
+
+// roundRatio returns the median over rounds of a's rate over b's.
+func roundRatio(a, b []wrkResult) float64 {
+	r := make([]float64, min(len(a), len(b)))
+	for i := range r {
+		r[i] = a[i].rate / b[i].rate
+	}
+	slices.Sort(r)
+	return r[len(r)/2]
 }
 
 // writesPerSync returns the requests per fsync or fdatasync call over rs.

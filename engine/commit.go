@@ -46,12 +46,14 @@ func (s *Store) submit(r *request) error {
 // the journal is a GroupDelayer with a delay, the committer holds a group
 // open for the writers it knows are active: those it answered last time
 // plus those that were waiting when it came back. It commits as soon as
-// that many have joined, or once the journal's recent sync latency has
-// passed since it came back, whichever is first (PostgreSQL's commit_delay
-// and commit_siblings, with the delay taken from the disk rather than
-// configured). A lone writer never waits; a writer waits at most one sync
-// latency longer than it would have, and the CPU that serves the returning
-// writers keeps working while it does. Waiting gives way to Close at once.
+// that many have joined, or once the journal's CommitDelay (persist's
+// log: a few recent fsync latencies) has passed since it came back,
+// whichever is first (PostgreSQL's commit_delay and commit_siblings, with
+// the delay taken from the disk rather than configured). A lone writer
+// never waits; a writer waits at most CommitDelay longer than it would
+// have, and the CPU that serves the returning writers keeps working while
+// it does. Writers that stop writing cost one hold each, bounded by
+// CommitDelay. Waiting gives way to Close at once.
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	delayer, _ := s.opts.Journal.(GroupDelayer)

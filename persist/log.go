@@ -212,20 +212,21 @@ const maxCommitDelay = 2 * time.Millisecond
 
 // CommitDelay tells the store's committer how long it may hold a group of
 // writes open for more writers to share its fsync (engine.GroupDelayer):
-// twice the recent fsync latency (a moving average of the last several),
-// at most maxCommitDelay, in SyncAlways mode; 0 in the others, whose
-// writers do not wait for an fsync.
+// three times the recent fsync latency (a moving average of the last
+// several), at most maxCommitDelay, in SyncAlways mode; 0 in the others,
+// whose writers do not wait for an fsync.
 //
-// Why twice: with 32 HTTP clients on two cores, holding a group open for
-// one fsync latency gave about 16 writes per fsync, for two about 24, for
-// four about 28 but with lower throughput and a longer tail (issue 12,
-// `make bench-peers`). A writer that just missed a group already waits
-// for that fsync and its own, two latencies, without any delay.
+// Why three: with 32 HTTP clients (wrk) on this project's two cores,
+// interleaved runs gave about 16 writes per fsync when holding for one
+// fsync latency, 22-25 for two, 26-28 for two and a half or three, at the
+// same rate or better; each fsync also costs 60-100 µs of CPU, which the
+// writers share. A writer that just missed a group already waits for that
+// fsync and its own, two latencies, without any hold.
 func (l *Log) CommitDelay() time.Duration {
 	if l.mode != SyncAlways {
 		return 0
 	}
-	return min(2*time.Duration(l.syncAvg.Load()), maxCommitDelay)
+	return min(3*time.Duration(l.syncAvg.Load()), maxCommitDelay)
 }
 
 // syncLoop fsyncs once a second in SyncEverySec mode.

@@ -26,7 +26,7 @@ const NETWORK_TIMEOUT_MS = 4000;
 const scope = new URL(self.registration.scope); // the dashboard: "/"
 const base = new URL('./', self.location); // where the assets are: "/static/"
 const shell = new URL('./', scope).href;
-const assets = ['dashboard.js', 'dashboard.css', 'favicon.svg', 'offline.js', 'wasm/wasm_exec.js', 'wasm/pykv.wasm']
+const assets = ['dashboard.js', 'dashboard.css', 'cluster.js', 'favicon.svg', 'offline.js', 'wasm/wasm_exec.js', 'wasm/pykv.wasm']
   .map((f) => new URL(f, base).href);
 const assetSet = new Set(assets);
 

@@ -316,7 +316,7 @@ func (n *Node) watchLeader() {
 func (n *Node) becameLeader() {
 	defer n.wg.Done()
 	term := n.raft.CurrentTerm()
-	if err := n.raft.Barrier(0).Error(); err != nil {
+	if err := n.wait(n.raft.Barrier(0)); err != nil {
 		return // lost leadership again; the next leader does this
 	}
 	if n.raft.CurrentTerm() == term {
@@ -324,9 +324,23 @@ func (n *Node) becameLeader() {
 	}
 	if n.opts.APIAddr != "" && n.fsm.memberAPIs()[n.opts.ID] != n.opts.APIAddr {
 		data := mustJSON(entry{Kind: kindMember, ID: n.opts.ID, API: n.opts.APIAddr})
-		if err := n.raft.Apply(data, applyEnqueueTimeout).Error(); err != nil {
+		if err := n.wait(n.raft.Apply(data, applyEnqueueTimeout)); err != nil {
 			n.logger.Warn("recording this member's API address failed", "err", err)
 		}
+	}
+}
+
+// wait waits for f, or until the member stops. A future raft queued as it
+// shut down is never answered (with BatchApplyCh the queue is buffered and
+// nobody drains it), so waiting on it alone can hang Close.
+func (n *Node) wait(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.stop:
+		return raft.ErrRaftShutdown
 	}
 }
 
@@ -380,6 +394,8 @@ func (n *Node) propose(ctx context.Context, data []byte) (engine.TxnResult, erro
 	case err = <-done:
 	case <-ctx.Done():
 		return engine.TxnResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, ctx.Err())
+	case <-n.stop:
+		return engine.TxnResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, raft.ErrRaftShutdown)
 	}
 	switch {
 	case err == nil:
@@ -611,7 +627,7 @@ func (v *verifier) run(r *round) {
 		if v.node.opts.PeerCheck != nil {
 			r.err = v.node.confirmByPeers()
 		} else {
-			r.err = v.raft.Barrier(0).Error()
+			r.err = v.node.wait(v.raft.Barrier(0))
 		}
 		close(r.done)
 		v.mu.Lock()
@@ -711,7 +727,7 @@ func (n *Node) Join(ctx context.Context, id, raftAddr, apiAddr string) error {
 		}
 	}
 	if !known {
-		if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0).Error(); err != nil {
+		if err := n.wait(n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0)); err != nil {
 			return n.configErr(err)
 		}
 		n.logger.Info("member added", "id", id, "raft_addr", raftAddr, "api_addr", apiAddr)
@@ -742,7 +758,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if !found {
 		return fmt.Errorf("%w: %q", ErrUnknownMember, id)
 	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+	if err := n.wait(n.raft.RemoveServer(raft.ServerID(id), 0, 0)); err != nil {
 		return n.configErr(err)
 	}
 	n.logger.Info("member removed", "id", id)
