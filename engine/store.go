@@ -121,8 +121,11 @@ type Store struct {
 	feed   feed
 	closed atomic.Bool // set once by Close
 
-	reqs     chan *request // to the committer; nil without a journal or with InlineCommit
-	inline   sync.Mutex    // serializes writers with InlineCommit
+	reqs chan *request // to the committer; nil without a journal or with InlineCommit
+	// sending counts writes handed to submit that the committer has not
+	// received yet: the writers queued for the next group (see commitLoop).
+	sending  atomic.Int64
+	inline   sync.Mutex // serializes writers with InlineCommit
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
