@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -200,6 +201,9 @@ func TestRun_Usage(t *testing.T) {
 		{"bad allowed origin", []string{"serve", "--data-dir", "/dev/null/x", "--allowed-origins", "https://ok.example,https://x.example/path"}, nil, exitUsage, "x.example/path"},
 		{"bad allowed origin from env", []string{"serve", "--data-dir", "/dev/null/x"}, map[string]string{"PYKV_ALLOWED_ORIGINS": "app.example"}, exitUsage, "PYKV_ALLOWED_ORIGINS"},
 		{"bad allowed host", []string{"serve", "--data-dir", "/dev/null/x", "--allowed-hosts", "http://x/"}, nil, exitUsage, "not a host name"},
+		{"session ttl too short", []string{"serve", "--data-dir", "/dev/null/x", "--session-ttl", "30s"}, nil, exitUsage, "--session-ttl"},
+		{"session ttl too long", []string{"serve", "--data-dir", "/dev/null/x", "--session-ttl", "876001h"}, nil, exitUsage, "--session-ttl"},
+		{"session ttl not a duration", []string{"serve", "--data-dir", "/dev/null/x"}, map[string]string{"PYKV_SESSION_TTL": "12"}, exitUsage, "PYKV_SESSION_TTL"},
 		{"get without key", []string{"get"}, nil, exitUsage, "usage"},
 		{"bad server", []string{"get", "k", "--server", "ftp://x"}, nil, exitUsage, "--server"},
 		{"unreachable", []string{"get", "k", "--server", "http://127.0.0.1:1"}, nil, exitUnavailable, "cannot reach"},
@@ -495,5 +499,40 @@ func TestServe_HostAndProtocolErrors(t *testing.T) {
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge || resp.Header.Get("Content-Type") != "application/problem+json" ||
 		!strings.Contains(body, `"status":431`) {
 		t.Errorf("80 KiB of headers: %d %q %s; want a 431 problem", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+}
+
+// TestServe_SessionTTL: --session-ttl (PYKV_SESSION_TTL) sets how long a
+// dashboard sign-in lasts: the cookie's Max-Age says so; 12 hours without it.
+func TestServe_SessionTTL(t *testing.T) {
+	const token = "session-ttl-test-token"
+	for _, tc := range []struct {
+		name   string
+		env    map[string]string
+		extra  []string
+		maxAge int
+	}{
+		{"default", map[string]string{"PYKV_AUTH_TOKEN": token}, nil, 12 * 3600},
+		{"flag", map[string]string{"PYKV_AUTH_TOKEN": token}, []string{"--session-ttl", "90m"}, 90 * 60},
+		{"env", map[string]string{"PYKV_AUTH_TOKEN": token, "PYKV_SESSION_TTL": "2h30m"}, nil, 150 * 60},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServe(t, t.TempDir(), tc.env, tc.extra...)
+			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := client.PostForm(srv.URL+"/signin", url.Values{"token": {token}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			var got *http.Cookie
+			for _, c := range resp.Cookies() {
+				if c.Value != "" {
+					got = c
+				}
+			}
+			if resp.StatusCode != http.StatusSeeOther || got == nil || got.MaxAge != tc.maxAge {
+				t.Fatalf("sign-in: %d, cookie %v; want 303 and a session cookie with Max-Age %d", resp.StatusCode, got, tc.maxAge)
+			}
+		})
 	}
 }

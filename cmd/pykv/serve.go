@@ -59,7 +59,16 @@ type serveConfig struct {
 	allowedHosts   []string
 	trustedProxies []netip.Prefix
 	allowedOrigins []string // browser origins besides the server's own that may open /v1/watch
+	sessionTTL     time.Duration
 }
+
+// Bounds of --session-ttl: a sign-in shorter than a minute is gone before
+// anyone can use the dashboard, and the cookie's lifetime is counted in
+// seconds; longer than engine.MaxTTL (100 years) is a mistake.
+const (
+	minSessionTTL = time.Minute
+	maxSessionTTL = engine.MaxTTL
+)
 
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	var c serveConfig
@@ -78,6 +87,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.StringVar(&c.authToken, "auth-token", "", "token for reading and writing (prefer PYKV_AUTH_TOKEN: flags show in ps)")
 	fs.StringVar(&c.readToken, "read-token", "", "token for reading only (prefer PYKV_READ_TOKEN)")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
+	fs.DurationVar(&c.sessionTTL, "session-ttl", web.DefaultSessionTTL, "how long a dashboard sign-in lasts before the browser must sign in again with the token (1m to 100 years)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this member's ID, unique and fixed for life (empty: a single node)")
 	fs.StringVar(&c.raftAddr, "raft-addr", "", "cluster mode: host:port for raft traffic between members, as peers reach it")
 	fs.StringVar(&c.raftAdv, "raft-advertise", "", "cluster mode: host:port peers dial to reach --raft-addr, when something forwards between (default: --raft-addr)")
@@ -141,6 +151,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	}
 	if c.authToken != "" && c.authToken == c.readToken {
 		return c, usageError("--auth-token and --read-token must differ")
+	}
+	if c.sessionTTL < minSessionTTL || c.sessionTTL > maxSessionTTL {
+		return c, usageError("--session-ttl (or PYKV_SESSION_TTL) must be between %v and 100 years (876000h), not %v", minSessionTTL, c.sessionTTL)
 	}
 	if err := checkClusterFlags(c); err != nil {
 		return c, err
@@ -252,8 +265,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			MaxBodyBytes: c.maxBodyBytes, MaxImportBytes: c.maxImportBytes,
 			AuthToken: c.authToken, ReadToken: c.readToken,
 			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
-			Static: staticFS(),
-			Watch:  web.WatchOptions{AllowedOrigins: c.allowedOrigins},
+			SessionTTL: c.sessionTTL,
+			Static:     staticFS(),
+			Watch:      web.WatchOptions{AllowedOrigins: c.allowedOrigins},
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
