@@ -14,6 +14,12 @@
 // opens a fresh browser context on it. A failing test leaves its screenshot,
 // browser console and server log in e2e/artifacts.
 //
+// startCluster (cluster_test.go) starts three members whose raft links go
+// through proxies the test controls (faultNet: cut both ways or one way,
+// heal); TestClusterFaults drives the faults and checks the histories.
+// BenchmarkCluster (make bench-cluster) runs three members beside a
+// three-member etcd.
+//
 // # Caveats
 //
 // Missing pieces fail the tests rather than skip them, so a broken CI machine

@@ -187,18 +187,21 @@ func serveCluster(ctx context.Context, c serveConfig, logger *slog.Logger, metri
 		"raft_addr", node.RaftAddr(), "auth", c.authToken != "" || c.readToken != "")
 
 	if node.Fresh() && c.join != "" {
-		go joinCluster(ctx, c, node, base, logger)
-	} else if c.join != "" {
-		logger.Info("already a cluster member: --join ignored", "join", c.join)
+		go joinCluster(ctx, c, node, base, logger, c.join)
+	} else {
+		if c.join != "" {
+			logger.Info("already a cluster member: --join ignored", "join", c.join)
+		}
+		go updateAPIAddr(ctx, c, node, base, logger)
 	}
 	return serveUntilDone(ctx, srv, ln, closeNode, logger)
 }
 
 // joinCluster asks the member at --join to add this one, again and again
 // until it is added or ctx ends: the cluster may be electing a leader.
-func joinCluster(ctx context.Context, c serveConfig, node *cluster.Node, apiAddr string, logger *slog.Logger) {
+func joinCluster(ctx context.Context, c serveConfig, node *cluster.Node, apiAddr string, logger *slog.Logger, via string) {
 	body, _ := json.Marshal(map[string]string{"id": c.nodeID, "raft_addr": node.RaftAddr(), "api_addr": apiAddr})
-	target := strings.TrimRight(c.join, "/") + "/v1/cluster/members"
+	target := strings.TrimRight(via, "/") + "/v1/cluster/members"
 	client := &http.Client{Timeout: 30 * time.Second}
 	for attempt := 1; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -215,16 +218,42 @@ func joinCluster(ctx context.Context, c serveConfig, node *cluster.Node, apiAddr
 			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				logger.Info("joined the cluster", "via", c.join, "attempts", attempt)
+				logger.Info("joined the cluster", "via", via, "attempts", attempt)
 				return
 			}
 			err = fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 		}
-		logger.Warn("joining the cluster failed; retrying", "via", c.join, "attempt", attempt, "err", err)
+		logger.Warn("joining the cluster failed; retrying", "via", via, "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(joinRetry):
+		}
+	}
+}
+
+// updateAPIAddr tells the cluster this member's HTTP address when the log
+// holds another (it restarted with a different --addr): once a leader is
+// known, it asks the leader to update it, as a join that changes nothing
+// else. Without it, followers would forward writes to a dead address
+// while this member leads, and /v1/cluster would show the old one.
+func updateAPIAddr(ctx context.Context, c serveConfig, node *cluster.Node, apiAddr string, logger *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(joinRetry):
+		}
+		if node.RecordedAPI(c.nodeID) == apiAddr {
+			return
+		}
+		if node.IsLeader() {
+			continue // the leader records its own address (cluster.Node)
+		}
+		if _, leaderAPI := node.Leader(); leaderAPI != "" {
+			logger.Info("telling the cluster this member's new HTTP address", "api_addr", apiAddr)
+			joinCluster(ctx, c, node, apiAddr, logger, leaderAPI)
+			return
 		}
 	}
 }

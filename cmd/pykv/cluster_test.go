@@ -62,11 +62,24 @@ func TestRun_Cluster(t *testing.T) {
 	if err := n2.Stop(t); err != nil {
 		t.Fatalf("stop n2: %v", err)
 	}
+	// ... on another HTTP address, which the cluster learns.
+	api[1] = freeAddr(t)
 	n2 = start(1, nil, "--join", n1.URL)
 	if !strings.Contains(n2.stderr.String(), "--join ignored") {
 		t.Errorf("a restarted member did not say it ignores --join:\n%s", n2.stderr)
 	}
 	waitMembers(n2, 3)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, _, _ := pykv(t, n1, "", "cluster", "members")
+		if strings.Contains(out, "http://"+api[1]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster never learned n2's new address %s:\n%s", api[1], out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if out, _, _ := pykv(t, n2, "", "get", "greeting"); out != "hello" {
 		t.Fatalf("restarted member reads %q", out)
 	}

@@ -360,6 +360,10 @@ func (n *Node) Leader() (id, apiAddr string) {
 	return string(lid), n.fsm.memberAPIs()[string(lid)]
 }
 
+// RecordedAPI returns the HTTP API address the cluster's log holds for
+// member id (empty when none is recorded yet).
+func (n *Node) RecordedAPI(id string) string { return n.fsm.memberAPIs()[id] }
+
 // IsLeader reports whether this member leads now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
