@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -324,47 +323,6 @@ func others(i int) []int {
 	return out
 }
 
-// clusterOp runs one operation on a member and says what became of it.
-// A 503 no-leader answer means nothing was done.
-func clusterOp(c *http.Client, base string, in kvInput) (kvOutput, outcome) {
-	u := base + "/v1/kv/" + url.PathEscape(in.key)
-	var req *http.Request
-	if in.op == "get" {
-		req, _ = http.NewRequest(http.MethodGet, u, nil)
-	} else {
-		req, _ = http.NewRequest(http.MethodPut, u, strings.NewReader(in.value))
-		if in.op == "cas" {
-			req.Header.Set("If-Match", strconv.Quote(strconv.FormatInt(in.ifRev, 10)))
-		}
-	}
-	resp, err := c.Do(req)
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return kvOutput{}, refused
-	}
-	if err != nil {
-		return kvOutput{}, lost
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return kvOutput{}, lost
-	}
-	rev, _ := strconv.ParseInt(strings.Trim(resp.Header.Get("ETag"), `"`), 10, 64)
-	switch {
-	case in.op == "get" && resp.StatusCode == http.StatusOK:
-		return kvOutput{found: true, value: string(body), rev: rev}, answered
-	case in.op == "get" && resp.StatusCode == http.StatusNotFound:
-		return kvOutput{}, answered
-	case in.op != "get" && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated):
-		return kvOutput{found: true, rev: rev}, answered
-	case in.op == "cas" && resp.StatusCode == http.StatusPreconditionFailed:
-		return kvOutput{}, answered
-	case resp.StatusCode == http.StatusServiceUnavailable && bytes.Contains(body, []byte("urn:pykv:problem:no-leader")):
-		return kvOutput{}, refused
-	}
-	return kvOutput{}, lost
-}
-
 // watchLog is what one member's watch streams delivered, reconnecting
 // with since= after every close.
 type watchLog struct {
@@ -495,7 +453,7 @@ func TestClusterFaults(t *testing.T) {
 				}
 				base := c.members[rng.IntN(3)].URL
 				call := now()
-				out, how := clusterOp(hc, base, in)
+				out, how := doOp(hc, base, in)
 				ret := now()
 				switch {
 				case how == refused || how == lost && in.op == "get":

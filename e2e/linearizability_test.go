@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -118,7 +119,8 @@ const (
 	lost                    // sent, but no usable answer: it may or may not have happened
 )
 
-// doOp runs one operation against the server.
+// doOp runs one operation against a server (or a cluster member) and
+// says what became of it. A 503 no-leader answer means nothing was done.
 func doOp(c *http.Client, base string, in kvInput) (kvOutput, outcome) {
 	u := base + "/v1/kv/" + url.PathEscape(in.key)
 	var req *http.Request
@@ -153,8 +155,10 @@ func doOp(c *http.Client, base string, in kvInput) (kvOutput, outcome) {
 		return kvOutput{found: true, rev: rev}, answered
 	case in.op == "cas" && resp.StatusCode == http.StatusPreconditionFailed:
 		return kvOutput{}, answered
+	case resp.StatusCode == http.StatusServiceUnavailable && bytes.Contains(body, []byte("urn:pykv:problem:no-leader")):
+		return kvOutput{}, refused
 	}
-	return kvOutput{}, lost // a 5xx: outcome unknown
+	return kvOutput{}, lost // any other 5xx: outcome unknown
 }
 
 // TestLinearizable runs 8 HTTP clients on 3 keys against the real server

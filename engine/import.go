@@ -134,18 +134,7 @@ func (s *Store) resolveImport(entries []ImportEntry, replace bool, now, rev int6
 	res := ImportResult{Rev: rev}
 	n := 0
 	s.importWalk(entries, replace, now, func(kind int, ch *Change, prev *Entry) {
-		switch kind {
-		case importAdded:
-			res.Added++
-		case importChanged:
-			res.Changed++
-		case importUnchanged:
-			res.Unchanged++
-		case importDeleted:
-			res.Deleted++
-		case importExpired:
-			res.Expired++
-		}
+		res.count(kind)
 		if ch != nil {
 			n++
 		}
@@ -248,24 +237,31 @@ func (s *Store) PlanImport(entries []ImportEntry, replace bool) ([]Op, ImportRes
 		if prev != nil && kind != importAdded {
 			cond = prev.ModRev
 		}
-		switch kind {
-		case importAdded:
-			res.Added++
-		case importChanged:
-			res.Changed++
-		case importUnchanged:
-			res.Unchanged++
-		case importDeleted:
-			res.Deleted++
-		case importExpired:
-			res.Expired++
-		case importCleanup:
+		if kind == importCleanup {
 			return // a key whose TTL ran out counts as absent for the condition
 		}
+		res.count(kind)
 		if ch == nil {
 			return
 		}
 		ops = append(ops, Op{Type: ch.Op, Key: ch.Key, Value: ch.Value, ExpiresAt: ch.ExpiresAt, IfRev: cond})
 	})
 	return ops, res, nil
+}
+
+// count adds one key of the given kind to the result's tallies; cleanup of
+// keys whose TTL ran out is not counted.
+func (r *ImportResult) count(kind int) {
+	switch kind {
+	case importAdded:
+		r.Added++
+	case importChanged:
+		r.Changed++
+	case importUnchanged:
+		r.Unchanged++
+	case importDeleted:
+		r.Deleted++
+	case importExpired:
+		r.Expired++
+	}
 }

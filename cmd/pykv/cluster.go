@@ -162,24 +162,7 @@ func serveCluster(ctx context.Context, c serveConfig, logger *slog.Logger, metri
 		return nil
 	}
 
-	srv := &http.Server{
-		Handler: web.NewServer(web.Options{
-			Cluster: node, Logger: logger, Metrics: metrics,
-			MaxBodyBytes: c.maxBodyBytes, MaxImportBytes: c.maxImportBytes,
-			AuthToken: c.authToken, ReadToken: c.readToken,
-			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
-			Static: staticFS(),
-			Watch:  web.WatchOptions{AllowedOrigins: c.allowedOrigins},
-		}),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	srv.RegisterOnShutdown(trackUnusedConns(srv))
+	srv := newHTTPServer(ctx, c, web.Options{Cluster: node, Logger: logger, Metrics: metrics})
 
 	fmt.Fprintf(stdout, "PyKV serving %s (cluster member %s, raft %s, data in %s)\n  dashboard  %s/\n  API docs   %s/docs\n",
 		base, c.nodeID, node.RaftAddr(), c.dataDir, base, base)

@@ -515,8 +515,13 @@ func TestServe_SessionTTL(t *testing.T) {
 		{"default", map[string]string{"PYKV_AUTH_TOKEN": token}, nil, 12 * 3600},
 		{"flag", map[string]string{"PYKV_AUTH_TOKEN": token}, []string{"--session-ttl", "90m"}, 90 * 60},
 		{"env", map[string]string{"PYKV_AUTH_TOKEN": token, "PYKV_SESSION_TTL": "2h30m"}, nil, 150 * 60},
+		// A cluster member builds its server from the same flags.
+		{"cluster", map[string]string{"PYKV_AUTH_TOKEN": token}, []string{"--session-ttl", "45m", "--node-id", "n1"}, 45 * 60},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "cluster" {
+				tc.extra = append(tc.extra, "--raft-addr", freeAddr(t))
+			}
 			srv := startServe(t, t.TempDir(), tc.env, tc.extra...)
 			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			resp, err := client.PostForm(srv.URL+"/signin", url.Values{"token": {token}})

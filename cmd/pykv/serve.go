@@ -259,26 +259,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	ln = limitConnsPerIP(web.ProblemListener(ln, maxHeaderBytes), c.maxConnsPerIP)
 
-	srv := &http.Server{
-		Handler: web.NewServer(web.Options{
-			Store: db.Store(), DB: db, Logger: logger, Metrics: metrics,
-			MaxBodyBytes: c.maxBodyBytes, MaxImportBytes: c.maxImportBytes,
-			AuthToken: c.authToken, ReadToken: c.readToken,
-			AllowedHosts: c.allowedHosts, TrustedProxies: c.trustedProxies,
-			SessionTTL: c.sessionTTL,
-			Static:     staticFS(),
-			Watch:      web.WatchOptions{AllowedOrigins: c.allowedOrigins},
-		}),
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	// Shutdown runs this once it has closed the listener.
-	srv.RegisterOnShutdown(trackUnusedConns(srv))
+	srv := newHTTPServer(ctx, c, web.Options{Store: db.Store(), DB: db, Logger: logger, Metrics: metrics})
 
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "PyKV serving %s (data in %s, fsync %s)\n  dashboard  %s/\n  API docs   %s/docs\n",
@@ -287,6 +268,32 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		"auth", c.authToken != "" || c.readToken != "")
 
 	return serveUntilDone(ctx, srv, ln, closeDB, logger)
+}
+
+// newHTTPServer builds the HTTP server both modes run: o names the store
+// (a single node's or a cluster member's) and the logger and metrics; the
+// limits, tokens, host and origin rules and timeouts come from c, so a flag
+// added here reaches both modes.
+func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) *http.Server {
+	o.MaxBodyBytes, o.MaxImportBytes = c.maxBodyBytes, c.maxImportBytes
+	o.AuthToken, o.ReadToken = c.authToken, c.readToken
+	o.AllowedHosts, o.TrustedProxies = c.allowedHosts, c.trustedProxies
+	o.SessionTTL = c.sessionTTL
+	o.Static = staticFS()
+	o.Watch = web.WatchOptions{AllowedOrigins: c.allowedOrigins}
+	srv := &http.Server{
+		Handler:           web.NewServer(o),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	// Shutdown runs this once it has closed the listener.
+	srv.RegisterOnShutdown(trackUnusedConns(srv))
+	return srv
 }
 
 // serveUntilDone serves on ln until ctx is cancelled, then shuts down in
