@@ -420,3 +420,90 @@ func TestNode_Ready(t *testing.T) {
 		t.Errorf("Ready of an isolated member = %v, want ErrNoLeader", err)
 	}
 }
+
+// TestNode_BatchedWrites sends many writes at once, a third of them with a
+// condition that fails: they share raft log entries (fewer entries than
+// writes), yet each gets its own answer and revision, a failed condition
+// takes no revision and changes nothing, and every member ends equal.
+func TestNode_BatchedWrites(t *testing.T) {
+	c := mustCluster(t, 3, nil)
+	c.put("seed", "0")
+	// A leadership change in the middle leaves outcomes unknown and
+	// entries from two terms: try again on the new leader.
+	for attempt := range 3 {
+		if batchedWrites(t, c, fmt.Sprintf("a%d-", attempt)) {
+			c.converged()
+			c.noDivergence()
+			return
+		}
+	}
+	t.Fatal("leadership moved during each of three attempts")
+}
+
+// batchedWrites runs one attempt of TestNode_BatchedWrites; false if
+// leadership moved meanwhile.
+func batchedWrites(t *testing.T, c *testCluster, prefix string) bool {
+	l := c.leader()
+	before := l.node.Status()
+	const writers = 96
+	type answer struct {
+		rev int64
+		err error
+	}
+	answers := make([]answer, writers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	key := func(i int) string { return fmt.Sprintf("%s%03d", prefix, i) }
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			op := engine.Op{Type: engine.OpPut, Key: key(i), Value: fmt.Sprint(i)}
+			if i%3 == 0 {
+				op.Key, op.IfRev = "seed", engine.Absent // "seed" exists: refused at apply
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := l.node.Write(ctx, []engine.Op{op}, false)
+			answers[i] = answer{res.Rev, err}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	after := l.node.Status()
+	if after.Term != before.Term || after.State != "Leader" {
+		t.Logf("leadership moved during the writes (term %d to %d)", before.Term, after.Term)
+		return false
+	}
+	revs := map[int64]int{}
+	for i, a := range answers {
+		var ce *engine.ConditionError
+		switch {
+		case i%3 == 0:
+			if !errors.As(a.err, &ce) {
+				t.Errorf("write %d (condition fails) = rev %d, %v; want a ConditionError", i, a.rev, a.err)
+			}
+		case a.err != nil:
+			t.Errorf("write %d: %v", i, a.err)
+		default:
+			if j, dup := revs[a.rev]; dup {
+				t.Errorf("writes %d and %d both got revision %d", j, i, a.rev)
+			}
+			revs[a.rev] = i
+			if e, err := l.node.Store().Get(key(i)); err != nil || e.ModRev != a.rev || e.Value != fmt.Sprint(i) {
+				t.Errorf("write %d answered revision %d; the leader holds %+v, %v", i, a.rev, e, err)
+			}
+		}
+	}
+	ok := writers - writers/3
+	if got := l.node.Store().Rev() - before.Rev; got != int64(ok) {
+		t.Errorf("the store moved %d revisions for %d successful writes", got, ok)
+	}
+	if entries := after.LastIndex - before.LastIndex; entries >= writers {
+		t.Errorf("%d concurrent writes took %d raft log entries: they were not batched", writers, entries)
+	} else {
+		t.Logf("%d concurrent writes in %d raft log entries", writers, entries)
+	}
+	return true
+}
