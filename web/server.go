@@ -80,6 +80,7 @@ type server struct {
 	cluster *clusterState // nil on a single node
 
 	hosts    hostAllowList
+	tokens   tokenDigests
 	failures *failLimiter
 	sessions *sessions
 }
@@ -103,7 +104,8 @@ func NewServer(opts Options) http.Handler {
 		opts.SessionTTL = DefaultSessionTTL
 	}
 	s := &server{store: opts.Store, db: opts.DB, log: opts.Logger, metrics: opts.Metrics, opts: opts,
-		hosts: newHostAllowList(opts.AllowedHosts), failures: newFailLimiter(), sessions: newSessions(opts.SessionTTL)}
+		hosts: newHostAllowList(opts.AllowedHosts), failures: newFailLimiter(), sessions: newSessions(opts.SessionTTL),
+		tokens: newTokenDigests(opts)}
 	if opts.Cluster != nil {
 		s.store = opts.Cluster.Store()
 		s.db = clusterDB{node: opts.Cluster}
