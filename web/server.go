@@ -79,6 +79,9 @@ type server struct {
 	opts    Options
 	cluster *clusterState // nil on a single node
 
+	// noFastPath sends every request through chi (tests compare the two).
+	noFastPath bool
+
 	hosts    hostAllowList
 	tokens   tokenDigests
 	failures *failLimiter
@@ -87,7 +90,9 @@ type server struct {
 
 // NewServer returns the HTTP handler of the whole API. It panics if
 // opts.Store is nil, which is a programming error.
-func NewServer(opts Options) http.Handler {
+func NewServer(opts Options) http.Handler { return newServer(opts, false) }
+
+func newServer(opts Options, noFastPath bool) http.Handler {
 	if opts.Store == nil && opts.Cluster == nil {
 		panic("web.NewServer: Options.Store is nil")
 	}
@@ -105,7 +110,7 @@ func NewServer(opts Options) http.Handler {
 	}
 	s := &server{store: opts.Store, db: opts.DB, log: opts.Logger, metrics: opts.Metrics, opts: opts,
 		hosts: newHostAllowList(opts.AllowedHosts), failures: newFailLimiter(), sessions: newSessions(opts.SessionTTL),
-		tokens: newTokenDigests(opts)}
+		tokens: newTokenDigests(opts), noFastPath: noFastPath}
 	if opts.Cluster != nil {
 		s.store = opts.Cluster.Store()
 		s.db = clusterDB{node: opts.Cluster}
