@@ -161,7 +161,7 @@ func (s *server) handleKVGet(w http.ResponseWriter, r *http.Request) {
 	}
 	if asJSON {
 		setEntryHeaders(w, &e, -1)
-		encode(w, http.StatusOK, e)
+		writeEntry(w, http.StatusOK, &e)
 		return
 	}
 	setEntryHeaders(w, &e, len(e.Value))
