@@ -51,14 +51,14 @@ TEST_P ?= 4
 # Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
 # package relative to the repo root, e.g. `persist/codec:FuzzDecodeRecord`.
 FUZZ_TARGETS ?= persist/codec:FuzzDecodeRecord persist/codec:FuzzReadSnapshot persist/codec:FuzzReadImport persist/codec:FuzzEntryLine \
-	web:FuzzTxnBody web:FuzzKeyPath web:FuzzAppendJSONString
+	web:FuzzTxnBody web:FuzzKeyPath web:FuzzAppendJSONString web:FuzzAppendEntryJSON
 # FUZZTIME is a number of inputs, not a duration: with a duration, Go's
 # fuzzing coordinator can fail a run that found nothing with "context
 # deadline exceeded" as the time runs out on a loaded machine
 # (golang/go#75804, fixed in Go 1.27). -timeout still bounds each run.
 FUZZTIME     ?= 50000x
 
-.PHONY: all build wasm run deps deps-chromium deps-driver check fmt-check vet staticcheck generate generate-check test-go \
+.PHONY: all build wasm run deps deps-chromium deps-driver check check-full fmt-check vet staticcheck generate generate-check test-go \
 	test test-e2e test-wasm fuzz mutants bench bench-http bench-peers bench-peers-deps bench-cluster bench-cluster-deps swaggerui soak clean distclean
 
 # The default goal builds the server.
@@ -135,17 +135,26 @@ staticcheck:
 test-go:
 	$(GO) test -race -count=1 -p $(TEST_P) $(CHECK_TESTFLAGS) -timeout 15m $(CHECK_PKGS)
 
-# test runs everything CI checks, layer by layer in the order .ci/run runs
-# them as named steps: check with every test in full, the end-to-end tests
-# in e2e/ (Chromium through Playwright, and the real bin/pykv killed and
-# restarted), the engine's tests compiled to WebAssembly and run under node,
-# short fuzz runs, and the planted durability bugs.
+# test runs everything CI checks (.ci/run calls it), layer by layer: check
+# with every test in full, the end-to-end tests in e2e/ (Chromium through
+# Playwright, and the real bin/pykv killed and restarted), the engine's tests
+# compiled to WebAssembly and run under node, short fuzz runs, and the
+# planted durability bugs. Each layer prints how long it took; after a red
+# layer the later ones still run, so one run names every broken layer, and
+# the run fails if any did.
+TEST_LAYERS := check-full test-e2e test-wasm fuzz mutants
 test: deps build
+	@failed=""; \
+	for layer in $(TEST_LAYERS); do \
+		start=$$(date +%s); echo "::: $$layer"; \
+		if $(MAKE) --no-print-directory $$layer; then result=ok; else result=FAILED; failed="$$failed $$layer"; fi; \
+		echo "::: $$layer: $$(( $$(date +%s) - start ))s, $$result"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "::: FAILED layers:$$failed"; exit 1; fi
+
+# check-full is check with every test in full (the crash suites too).
+check-full:
 	@$(MAKE) --no-print-directory check CHECK_TESTFLAGS=
-	@$(MAKE) --no-print-directory test-e2e
-	@$(MAKE) --no-print-directory test-wasm
-	@$(MAKE) --no-print-directory fuzz
-	@$(MAKE) --no-print-directory mutants
 
 # test-e2e runs the end-to-end tests against bin/pykv in Chromium.
 test-e2e: deps build

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -15,23 +17,119 @@ type request struct {
 	removed    int                          // expire's result: keys removed
 	res        TxnResult
 	err        error
-	done       chan struct{}
+	done       chan struct{} // buffered (1): the committer's one answer, see finish
+	one        [1]Op         // Do's operation, so it needs no slice of its own
+	result     [1]Result     // a one-operation write's result
+}
+
+// newRequest returns a request whose done channel is ready for submit.
+func newRequest() *request { return &request{done: make(chan struct{}, 1)} }
+
+// finish answers r's writer. It never blocks: done holds one signal.
+func (r *request) finish() { r.done <- struct{}{} }
+
+// getRequest returns a request from s's pool, for Do and Txn, the hot
+// write path: a request, its channel and its slices would otherwise be
+// three to four allocations per write. A request goes back (putRequest)
+// only once its writer has received the answer, after which the committer
+// no longer touches it. The pool is the store's own, not a global one:
+// channels belong to the testing/synctest bubble that made them, and a
+// store made inside a bubble is used only there.
+func (s *Store) getRequest() *request {
+	if r, ok := s.requests.Get().(*request); ok {
+		return r
+	}
+	return newRequest()
+}
+
+// putRequest resets r and returns it to s's pool.
+func (s *Store) putRequest(r *request) {
+	*r = request{done: r.done}
+	s.requests.Put(r)
 }
 
 // maxGroup bounds how many writes the committer hands the journal at once.
 const maxGroup = 4096
 
+// inbox is the committer's queue of writes. Writers append to it under
+// its mutex and then wait only on their own request's done channel: one
+// goroutine switch per write (the answer's wake-up). With the unbuffered
+// channel it replaces, a writer arriving while the committer was busy
+// blocked on the send, was woken when the committer took its write, ran
+// only to block again on done: two switches and two wake-ups per write,
+// and while the committer held a group open every arrival woke it too.
+// Now the committer says how many writes it waits for (want), and only the
+// writer that brings the queue to that many wakes it.
+type inbox struct {
+	mu     sync.Mutex
+	reqs   []*request
+	want   int  // wake the committer once len(reqs) reaches this
+	closed bool // set by the committer as it stops: later writers get ErrClosed
+	// wake holds at most one token: "the queue may have reached want".
+	// A token can be stale; the committer then finds too few and waits
+	// again.
+	wake chan struct{}
+}
+
+func newInbox() *inbox { return &inbox{want: 1, wake: make(chan struct{}, 1)} }
+
 // submit hands r to the committer and waits for its answer.
 func (s *Store) submit(r *request) error {
-	s.sending.Add(1)
-	select {
-	case s.reqs <- r: // the committer counts it received
-	case <-s.stop:
-		s.sending.Add(-1)
+	q := s.inbox
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
 		return ErrClosed
+	}
+	q.reqs = append(q.reqs, r)
+	signal := len(q.reqs) >= q.want
+	q.mu.Unlock()
+	if signal {
+		select {
+		case q.wake <- struct{}{}:
+		default: // a token is there already
+		}
 	}
 	<-r.done
 	return nil
+}
+
+// take appends to group the writes queued now, up to maxGroup in all, and
+// sets how many more queued writes should wake the committer: want, or 1
+// when want is 0 or less (then only a first write wakes it).
+func (q *inbox) take(group []*request, want int) []*request {
+	q.mu.Lock()
+	n := min(len(q.reqs), maxGroup-len(group))
+	group = append(group, q.reqs[:n]...)
+	rest := copy(q.reqs, q.reqs[n:])
+	clear(q.reqs[rest:]) // drop references to answered requests
+	q.reqs = q.reqs[:rest]
+	if cap(q.reqs) > 4*maxGroup {
+		q.reqs = slices.Clone(q.reqs) // shed a burst's backing array
+	}
+	q.want = max(want, 1)
+	q.mu.Unlock()
+	return group
+}
+
+// queued returns how many writes wait in the inbox.
+func (q *inbox) queued() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.reqs)
+}
+
+// close refuses later writes and answers those still queued with ErrClosed.
+func (q *inbox) close() {
+	q.mu.Lock()
+	q.closed = true
+	left := q.reqs
+	q.reqs = nil
+	q.mu.Unlock()
+	for _, r := range left {
+		r.err = ErrClosed
+		r.finish()
+	}
 }
 
 // commitLoop is the committer: the one goroutine that changes the store
@@ -67,6 +165,7 @@ func (s *Store) submit(r *request) error {
 // load before).
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
+	q := s.inbox
 	delayer, _ := s.opts.Journal.(GroupDelayer)
 	var timer *time.Timer
 	group := make([]*request, 0, 64)
@@ -76,14 +175,11 @@ func (s *Store) commitLoop() {
 		if delayer != nil {
 			cameBack = time.Now()
 		}
-		group = s.take(group[:0])
-		if len(group) == 0 {
+		for group = q.take(group[:0], 1); len(group) == 0; group = q.take(group, 1) {
 			select {
-			case r := <-s.reqs:
-				s.sending.Add(-1)
-				group = s.take(append(group, r))
+			case <-q.wake:
 			case <-s.stop:
-				s.drain()
+				q.close()
 				return
 			}
 		}
@@ -94,12 +190,14 @@ func (s *Store) commitLoop() {
 				} else {
 					timer.Reset(wait)
 				}
+				// Woken only once enough writers joined, or at the
+				// timer: not by each arrival.
+				group = q.take(group, active-len(group))
 			hold:
 				for len(group) < active {
 					select {
-					case r := <-s.reqs:
-						s.sending.Add(-1)
-						group = s.take(append(group, r))
+					case <-q.wake:
+						group = q.take(group, active-len(group))
 					case <-timer.C:
 						break hold
 					case <-s.stop:
@@ -107,39 +205,11 @@ func (s *Store) commitLoop() {
 					}
 				}
 				timer.Stop()
+				group = q.take(group, 1)
 			}
 		}
 		queued := s.commit(group)
 		active = len(group) + queued
-	}
-}
-
-// take appends to group the writes waiting now, without blocking, up to
-// maxGroup in all.
-func (s *Store) take(group []*request) []*request {
-	for len(group) < maxGroup {
-		select {
-		case r := <-s.reqs:
-			s.sending.Add(-1)
-			group = append(group, r)
-		default:
-			return group
-		}
-	}
-	return group
-}
-
-// drain answers writes still queued when the store closes.
-func (s *Store) drain() {
-	for {
-		select {
-		case r := <-s.reqs:
-			s.sending.Add(-1)
-			r.err = ErrClosed
-			close(r.done)
-		default:
-			return
-		}
 	}
 }
 
@@ -171,10 +241,10 @@ func (s *Store) commit(group []*request) (queued int) {
 			s.mu.Unlock()
 		}
 		if queued < 0 {
-			queued = int(s.sending.Load())
+			queued = s.inbox.queued()
 		}
 		for _, r := range pending {
-			close(r.done)
+			r.finish()
 		}
 		cmds, pending = cmds[:0], pending[:0]
 		v.overlay = make(map[string]*Entry)
@@ -189,7 +259,7 @@ func (s *Store) commit(group []*request) (queued int) {
 			if r.err == nil {
 				r.entries = s.entries()
 			}
-			close(r.done)
+			r.finish()
 			continue
 		case r.imp != nil:
 			// Resolved against the map itself, with nothing pending, so
@@ -202,7 +272,7 @@ func (s *Store) commit(group []*request) (queued int) {
 					s.mu.Unlock()
 				}
 			}
-			close(r.done)
+			r.finish()
 			rev = s.rev
 			continue
 		case r.expire != nil:
@@ -210,7 +280,11 @@ func (s *Store) commit(group []*request) (queued int) {
 			r.removed = len(cmd.Changes)
 		default:
 			var err error
-			cmd, r.res, err = s.resolve(r.ops, now, &v, rev+1, nil, nil)
+			var results []Result
+			if len(r.ops) == 1 && &r.ops[0] == &r.one[0] {
+				results = r.result[:] // Do's write: its writer copies the result out
+			}
+			cmd, r.res, err = s.resolve(r.ops, now, &v, rev+1, nil, results)
 			if err != nil {
 				r.err = err
 			}
@@ -241,7 +315,7 @@ func (s *Store) entries() []*Entry {
 // a pointer copy per key; persist uses fn to start a new log segment exactly
 // at the snapshot's revision. An error from fn is returned as it is.
 func (s *Store) Checkpoint(fn func(rev int64) error) (int64, []*Entry, error) {
-	if s.reqs == nil {
+	if s.inbox == nil {
 		s.lockWriter()
 		defer s.unlockWriter()
 		if s.closed.Load() {
@@ -253,10 +327,11 @@ func (s *Store) Checkpoint(fn func(rev int64) error) (int64, []*Entry, error) {
 		return s.rev, s.entries(), nil
 	}
 	var rev int64
-	r := &request{done: make(chan struct{}), checkpoint: func(at int64) error {
+	r := newRequest()
+	r.checkpoint = func(at int64) error {
 		rev = at
 		return fn(at)
-	}}
+	}
 	if err := s.submit(r); err != nil {
 		return 0, nil, err
 	}
@@ -334,8 +409,9 @@ func (s *Store) ExpireDue() (int, error) {
 }
 
 func (s *Store) expireItems(due []expiryItem, now int64) (int, error) {
-	if s.reqs != nil {
-		r := &request{expire: due, done: make(chan struct{})}
+	if s.inbox != nil {
+		r := newRequest()
+		r.expire = due
 		if err := s.submit(r); err != nil {
 			return 0, err
 		}

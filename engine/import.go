@@ -56,7 +56,7 @@ func (s *Store) Import(entries []ImportEntry, replace bool) (ImportResult, error
 	if err := s.validateImport(entries); err != nil {
 		return ImportResult{}, err
 	}
-	if s.reqs == nil {
+	if s.inbox == nil {
 		s.lockWriter()
 		defer s.unlockWriter()
 		if s.closed.Load() {
@@ -81,11 +81,12 @@ func (s *Store) Import(entries []ImportEntry, replace bool) (ImportResult, error
 		return res, nil
 	}
 	var res ImportResult
-	r := &request{done: make(chan struct{}), imp: func(now, rev int64) Command {
+	r := newRequest()
+	r.imp = func(now, rev int64) Command {
 		var cmd Command
 		cmd, res = s.resolveImport(entries, replace, now, rev)
 		return cmd
-	}}
+	}
 	if err := s.submit(r); err != nil {
 		return ImportResult{}, err
 	}

@@ -121,10 +121,8 @@ type Store struct {
 	feed   feed
 	closed atomic.Bool // set once by Close
 
-	reqs chan *request // to the committer; nil without a journal or with InlineCommit
-	// sending counts writes handed to submit that the committer has not
-	// received yet: the writers queued for the next group (see commitLoop).
-	sending  atomic.Int64
+	inbox    *inbox     // the committer's queue; nil without a journal or with InlineCommit
+	requests sync.Pool  // of *request, see getRequest
 	inline   sync.Mutex // serializes writers with InlineCommit
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -179,7 +177,7 @@ func newStore(opts Options) *Store {
 
 func (s *Store) start() {
 	if s.opts.Journal != nil && !s.opts.InlineCommit {
-		s.reqs = make(chan *request) // unbuffered: a send succeeds only into a live committer
+		s.inbox = newInbox()
 		s.wg.Add(1)
 		go s.commitLoop()
 	}
@@ -347,19 +345,23 @@ func (s *Store) DeletePrefix(prefix string) (rev int64, removed int, err error) 
 // deletion. A delete of a missing key returns ErrNotFound; a failed
 // condition a *ConditionError.
 func (s *Store) Do(op Op) (Entry, error) {
-	var res TxnResult
-	var err error
 	if s.opts.Replicated {
 		return Entry{}, ErrReplicated
 	}
-	if s.reqs == nil {
+	var r Result
+	var rev int64
+	var err error
+	if s.inbox == nil {
 		// The in-memory hot path: everything on the stack but the entry.
 		ops := [1]Op{op}
 		var changes [2]Change
 		var results [1]Result
-		res, err = s.txnDirect(ops[:], 1, changes[:0], results[:])
+		var res TxnResult
+		if res, err = s.txnDirect(ops[:], 1, changes[:0], results[:]); err == nil {
+			r, rev = res.Results[0], res.Rev
+		}
 	} else {
-		res, err = s.Txn([]Op{op})
+		r, rev, err = s.doCommitter(op)
 	}
 	if err != nil {
 		if oe, ok := errors.AsType[*OpError](err); ok {
@@ -367,12 +369,11 @@ func (s *Store) Do(op Op) (Entry, error) {
 		}
 		return Entry{}, err
 	}
-	r := res.Results[0]
 	if op.Type == OpDelete {
 		if !r.Deleted {
 			return Entry{}, ErrNotFound
 		}
-		return Entry{Key: op.Key, ModRev: res.Rev}, nil
+		return Entry{Key: op.Key, ModRev: rev}, nil
 	}
 	return r.Entry, nil
 }
@@ -396,7 +397,7 @@ func (s *Store) txn(ops []Op, maxOps int) (TxnResult, error) {
 	if s.opts.Replicated {
 		return TxnResult{}, ErrReplicated
 	}
-	if s.reqs == nil {
+	if s.inbox == nil {
 		return s.txnDirect(ops, maxOps, nil, nil)
 	}
 	return s.txnCommitter(ops, maxOps)
@@ -406,11 +407,45 @@ func (s *Store) txnCommitter(ops []Op, maxOps int) (TxnResult, error) {
 	if err := s.validateAll(ops, maxOps); err != nil {
 		return TxnResult{}, err
 	}
-	r := &request{ops: ops, done: make(chan struct{})}
+	r := s.getRequest()
+	r.ops = ops
+	return s.submitPooled(r)
+}
+
+// doCommitter is Do's path through the committer: Do's one operation and
+// its result live in a pooled request, so a write allocates no slices of
+// its own. It returns the operation's result and the write's revision.
+func (s *Store) doCommitter(op Op) (Result, int64, error) {
+	ops := [1]Op{op}
+	if err := s.validateAll(ops[:], 1); err != nil {
+		return Result{}, 0, err
+	}
+	r := s.getRequest()
+	r.one[0] = op
+	r.ops = r.one[:]
 	if err := s.submit(r); err != nil {
+		s.putRequest(r)
+		return Result{}, 0, err
+	}
+	var res Result
+	if len(r.res.Results) == 1 {
+		res = r.res.Results[0] // a copy: r is about to be reused
+	}
+	rev, err := r.res.Rev, r.err
+	s.putRequest(r)
+	return res, rev, err
+}
+
+// submitPooled submits r, a request from the pool, returns its answer and
+// puts it back.
+func (s *Store) submitPooled(r *request) (TxnResult, error) {
+	if err := s.submit(r); err != nil {
+		s.putRequest(r)
 		return TxnResult{}, err
 	}
-	return r.res, r.err
+	res, err := r.res, r.err
+	s.putRequest(r)
+	return res, err
 }
 
 // txnDirect is the write path without a committer: resolve and apply under
@@ -599,7 +634,15 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 	// operation on the same key sees an earlier one, and nothing leaks into
 	// v if the transaction turns out to change nothing.
 	local := view{s: s}
-	if v.overlay != nil || len(ops) > 1 || ops[0].Type == OpDeletePrefix {
+	direct := false
+	switch {
+	case len(ops) == 1 && ops[0].Type != OpDeletePrefix:
+		// One operation records its key only once it is sure to change
+		// something (its condition held), and no later operation reads
+		// it: its effect can go straight into v, with no private overlay
+		// to allocate for each write of a commit group.
+		local.overlay, direct = v.overlay, true
+	case v.overlay != nil || len(ops) > 1 || ops[0].Type == OpDeletePrefix:
 		local.overlay = make(map[string]*Entry, len(ops))
 	}
 	get := func(key string) *Entry {
@@ -676,7 +719,7 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 		res.Rev = rev - 1
 		return Command{}, res, nil
 	}
-	if v.overlay != nil || local.overlay != nil {
+	if !direct && (v.overlay != nil || local.overlay != nil) {
 		for k, e := range local.overlay {
 			v.set(k, e)
 		}

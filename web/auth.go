@@ -42,23 +42,34 @@ const (
 // authEnabled reports whether the server has any token.
 func (s *server) authEnabled() bool { return s.opts.AuthToken != "" || s.opts.ReadToken != "" }
 
+// tokenDigests are the SHA-256 digests of the configured tokens, taken
+// once (NewServer) rather than on every request.
+type tokenDigests struct {
+	write, read [sha256.Size]byte
+}
+
+func newTokenDigests(o Options) tokenDigests {
+	var d tokenDigests
+	if o.AuthToken != "" {
+		d.write = sha256.Sum256([]byte(o.AuthToken))
+	}
+	if o.ReadToken != "" {
+		d.read = sha256.Sum256([]byte(o.ReadToken))
+	}
+	return d
+}
+
 // scopeOf returns what token allows.
 func (s *server) scopeOf(token string) scope {
 	if token == "" {
 		return scopeNone
 	}
 	got := sha256.Sum256([]byte(token))
-	if s.opts.AuthToken != "" {
-		want := sha256.Sum256([]byte(s.opts.AuthToken))
-		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			return scopeWrite
-		}
+	if s.opts.AuthToken != "" && subtle.ConstantTimeCompare(got[:], s.tokens.write[:]) == 1 {
+		return scopeWrite
 	}
-	if s.opts.ReadToken != "" {
-		want := sha256.Sum256([]byte(s.opts.ReadToken))
-		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			return scopeRead
-		}
+	if s.opts.ReadToken != "" && subtle.ConstantTimeCompare(got[:], s.tokens.read[:]) == 1 {
+		return scopeRead
 	}
 	return scopeNone
 }
@@ -85,6 +96,9 @@ func safeMethod(m string) bool {
 // rateLimited answers 429 and returns true when the request's client
 // address has used up its wrong tokens (see failLimiter).
 func (s *server) rateLimited(w http.ResponseWriter, r *http.Request) bool {
+	if s.failures.none() {
+		return false // the common case, without working out the client's address
+	}
 	wait := s.failures.wait(s.clientAddr(r))
 	if wait <= 0 {
 		return false

@@ -395,7 +395,10 @@ func BenchmarkHandler(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	h := web.NewServer(web.Options{Store: store, DB: db, Metrics: web.NewMetrics()})
+	// The production chain: a token configured (so authentication runs),
+	// metrics, the host check and every other middleware.
+	const token = "bench-handler-token"
+	h := web.NewServer(web.Options{Store: store, DB: db, Metrics: web.NewMetrics(), AuthToken: token})
 	run := func(b *testing.B, newReq func(i int) *http.Request) {
 		w := &discardWriter{h: http.Header{}}
 		i := 0
@@ -413,7 +416,8 @@ func BenchmarkHandler(b *testing.B) {
 	// that building them does not hide what serving them costs.
 	newReq := func(method string, i int, body string) *http.Request {
 		r := &http.Request{Method: method, URL: &url.URL{Path: "/v1/kv/" + benchKey(i)}, Proto: "HTTP/1.1",
-			ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Host: "127.0.0.1", RemoteAddr: "127.0.0.1:1"}
+			ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{"Authorization": {"Bearer " + token}},
+			Host: "127.0.0.1", RemoteAddr: "127.0.0.1:1"}
 		if body != "" {
 			r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
 			r.Header["Content-Type"] = []string{"text/plain"}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 )
 
@@ -50,17 +51,22 @@ func (l hostAllowList) hostAllowed(r *http.Request) bool {
 		return true
 	}
 	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	if strings.IndexByte(host, ':') >= 0 { // without one there is no port to cut, and no error to allocate
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	host = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "."))
-	if ip := net.ParseIP(host); ip != nil {
+	// netip parses without allocating; an address with a zone is taken as
+	// a name, as net.ParseIP (which refuses zones) took it before.
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
+		ip = ip.Unmap()
 		if ip.IsLoopback() {
 			return true
 		}
 		if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 			if la, _, err := net.SplitHostPort(local.String()); err == nil {
-				if lip := net.ParseIP(la); lip != nil && lip.Equal(ip) {
+				if lip, err := netip.ParseAddr(la); err == nil && lip.Unmap() == ip {
 					return true
 				}
 			}

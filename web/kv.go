@@ -161,7 +161,7 @@ func (s *server) handleKVGet(w http.ResponseWriter, r *http.Request) {
 	}
 	if asJSON {
 		setEntryHeaders(w, &e, -1)
-		encode(w, http.StatusOK, e)
+		writeEntry(w, http.StatusOK, &e)
 		return
 	}
 	setEntryHeaders(w, &e, len(e.Value))
@@ -235,7 +235,7 @@ func (s *server) handleKVPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, maxValue, _ := s.store.Limits()
-	body, err := readBody(w, r, int64(maxValue))
+	value, err := readValue(w, r, int64(maxValue))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -244,7 +244,7 @@ func (s *server) handleKVPut(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	e, err := s.do(w, r, engine.Op{Type: engine.OpPut, Key: key, Value: string(body), TTL: ttl, IfRev: ifRev})
+	e, err := s.do(w, r, engine.Op{Type: engine.OpPut, Key: key, Value: value, TTL: ttl, IfRev: ifRev})
 	if err != nil {
 		s.writeError(w, r, preconditionFailed(err, ifRev))
 		return
@@ -255,7 +255,7 @@ func (s *server) handleKVPut(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusCreated
 		w.Header().Set("Location", keyPath("/v1/kv/", key))
 	}
-	encode(w, status, e)
+	writeEntry(w, status, &e)
 }
 
 // deleted is the answer to a delete.

@@ -1,12 +1,20 @@
 package web_test
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pykv/pykv/persist"
+	"github.com/pykv/pykv/web"
 )
 
 func TestKV_GetPutDelete(t *testing.T) {
@@ -270,5 +278,72 @@ func TestKV_TTLCap(t *testing.T) {
 	wantStatus(t, r, http.StatusCreated)
 	if exp := int64(r.JSON(t)["expires_at"].(float64)); exp <= time.Now().UnixMilli() {
 		t.Errorf("ttl=876000h (100 years): expires_at %d is not in the future", exp)
+	}
+}
+
+// TestKV_GetHeadersOnTheWire reads GET and HEAD answers of values of
+// several sizes (either side of net/http's 2 KiB response buffer) off the
+// connection, as a client gets them, through the key routes' fast path:
+// every header the API promises is there exactly once, the Date and a
+// Content-Length equal to the value's size included, nothing else, and
+// nothing is chunked.
+func TestKV_GetHeadersOnTheWire(t *testing.T) {
+	db, err := persist.Open(t.TempDir(), persist.Options{Sync: persist.SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(web.NewServer(web.Options{Store: db.Store(), DB: db, Metrics: web.NewMetrics()}))
+	t.Cleanup(func() { srv.Close(); db.Close() })
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	for _, size := range []int{0, 5, 1024, 1025, 2047, 2048, 2049, 5000} {
+		key := fmt.Sprintf("v%d", size)
+		if _, err := db.Store().Put(key, strings.Repeat("x", size)); err != nil {
+			t.Fatal(err)
+		}
+		for _, method := range []string{"GET", "HEAD"} {
+			fmt.Fprintf(conn, "%s /v1/kv/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", method, key)
+			req, _ := http.NewRequest(method, "/", nil)
+			resp, err := http.ReadResponse(br, req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", method, key, err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantBody := size
+			if method == "HEAD" {
+				wantBody = 0
+			}
+			if resp.StatusCode != http.StatusOK || len(body) != wantBody || len(resp.TransferEncoding) != 0 {
+				t.Errorf("%s %s: status %d, %d body bytes, transfer encoding %q; want 200, %d bytes, none",
+					method, key, resp.StatusCode, len(body), resp.TransferEncoding, wantBody)
+			}
+			want := map[string]string{
+				"Content-Length": strconv.Itoa(size), "Content-Type": "text/plain; charset=utf-8",
+				"Etag": fmt.Sprintf(`"%d"`, db.Store().Rev()), "Pykv-Create-Revision": strconv.FormatInt(db.Store().Rev(), 10),
+				"Pykv-Version": "1", "Cache-Control": "no-cache", "Vary": "Accept", "X-Content-Type-Options": "nosniff",
+				"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+			}
+			for name, v := range want {
+				if got := resp.Header.Values(name); len(got) != 1 || got[0] != v {
+					t.Errorf("%s %s: %s %q, want one %q", method, key, name, got, v)
+				}
+			}
+			if d := resp.Header.Values("Date"); len(d) != 1 {
+				t.Errorf("%s %s: Date %q, want one", method, key, d)
+			} else if at, err := http.ParseTime(d[0]); err != nil || time.Since(at) > time.Minute || time.Until(at) > time.Minute {
+				t.Errorf("%s %s: Date %q is not now", method, key, d[0])
+			}
+			if len(resp.Header) != len(want)+1 {
+				t.Errorf("%s %s: headers %v, want only %v and a Date", method, key, resp.Header, want)
+			}
+		}
 	}
 }

@@ -5,11 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,6 +30,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	fsync    prometheus.Histogram
+	routes   sync.Map // routeKey -> *routeSeries, see series
 
 	mu    sync.Mutex // guards store and db, set by NewServer
 	store *engine.Store
@@ -119,7 +121,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 
 // instrument counts and times every request by its route pattern (not its
 // path, which would make one series per key), method (see methodLabel) and
-// status.
+// status. The series a request lands in are looked up once per route,
+// method and status and kept (see routeSeries): prometheus's own lookup
+// hashes the label values on every call, and that was twice per request.
 func (s *server) instrument(next http.Handler) http.Handler {
 	if s.metrics == nil {
 		return next
@@ -129,7 +133,9 @@ func (s *server) instrument(next http.Handler) http.Handler {
 		start := time.Now()
 		ww := statusWriter{ResponseWriter: w}
 		next.ServeHTTP(&ww, r)
-		route := chi.RouteContext(r.Context()).RoutePattern()
+		// chi (and the key routes' fast path) leave the matched route's
+		// pattern in r.Pattern; a request no route took has none.
+		route := r.Pattern
 		if route == "" {
 			route = "unmatched"
 		}
@@ -137,25 +143,109 @@ func (s *server) instrument(next http.Handler) http.Handler {
 		if code == 0 {
 			code = http.StatusOK
 		}
-		method := methodLabel(r.Method)
-		s.metrics.requests.WithLabelValues(route, method, statusLabel(code)).Inc()
-		s.metrics.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		series := s.metrics.series(route, methodIndex(r.Method))
+		series.counter(code).Inc()
+		series.latency.Observe(time.Since(start).Seconds())
 	})
 }
 
-// methodLabel returns the method as a metric label: the standard methods
-// by name, anything else as "other". The method is the client's to choose
-// and instrument runs before authentication, so taking it as it came would
-// let anyone add a series per made-up method, each kept for good (2,000
-// requests grew /metrics by 10 MB). Every label now comes from a fixed
-// set: route patterns (or "unmatched"), these methods, status codes.
-func methodLabel(m string) string {
+// methods are the method labels: the standard methods, then "other" for
+// the rest. The method is the client's to choose and instrument runs
+// before authentication, so taking it as it came would let anyone add a
+// series per made-up method, each kept for good (2,000 requests grew
+// /metrics by 10 MB). Every label comes from a fixed set: route patterns
+// (or "unmatched"), these methods, status codes.
+var methods = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
+	http.MethodOptions, http.MethodPatch, http.MethodConnect, http.MethodTrace, "other"}
+
+// methodIndex returns the index in methods of m's label.
+func methodIndex(m string) int {
 	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
-		http.MethodOptions, http.MethodPatch, http.MethodConnect, http.MethodTrace:
-		return m
+	case http.MethodGet:
+		return 0
+	case http.MethodHead:
+		return 1
+	case http.MethodPost:
+		return 2
+	case http.MethodPut:
+		return 3
+	case http.MethodDelete:
+		return 4
+	case http.MethodOptions:
+		return 5
+	case http.MethodPatch:
+		return 6
+	case http.MethodConnect:
+		return 7
+	case http.MethodTrace:
+		return 8
 	}
-	return "other"
+	return len(methods) - 1
+}
+
+// routeSeries holds the series of one route pattern and method: its
+// latency histogram and a counter per status code it has answered. Both
+// are taken from the metric vectors once and kept; a route's set of codes
+// is small, so it is a slice copied on the rare insert and read without a
+// lock.
+type routeSeries struct {
+	route, method string
+	requests      *prometheus.CounterVec
+	latency       prometheus.Observer
+
+	mu    sync.Mutex // serializes inserts into codes
+	codes atomic.Pointer[[]codeCounter]
+}
+
+type codeCounter struct {
+	code int
+	c    prometheus.Counter
+}
+
+// counter returns the request counter of status code.
+func (rs *routeSeries) counter(code int) prometheus.Counter {
+	if p := rs.codes.Load(); p != nil {
+		for _, cc := range *p {
+			if cc.code == code {
+				return cc.c
+			}
+		}
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	var old []codeCounter
+	if p := rs.codes.Load(); p != nil {
+		old = *p
+		for _, cc := range old {
+			if cc.code == code {
+				return cc.c
+			}
+		}
+	}
+	c := rs.requests.WithLabelValues(rs.route, rs.method, statusLabel(code))
+	codes := append(slices.Clip(old), codeCounter{code, c})
+	rs.codes.Store(&codes)
+	return c
+}
+
+// routeKey names a routeSeries.
+type routeKey struct {
+	route  string
+	method int
+}
+
+// series returns the series of route and methods[method], made on first
+// use. Routes are the router's patterns and "unmatched", so the map stays
+// as small as the route table times the method labels.
+func (m *Metrics) series(route string, method int) *routeSeries {
+	key := routeKey{route, method}
+	if rs, ok := m.routes.Load(key); ok {
+		return rs.(*routeSeries)
+	}
+	rs := &routeSeries{route: route, method: methods[method], requests: m.requests,
+		latency: m.latency.WithLabelValues(route, methods[method])}
+	actual, _ := m.routes.LoadOrStore(key, rs)
+	return actual.(*routeSeries)
 }
 
 // handleMetrics serves the metrics in the Prometheus text format.

@@ -61,3 +61,56 @@ func TestMetrics_LabelsBounded(t *testing.T) {
 		t.Errorf(`/metrics lacks method="other" for unknown methods`)
 	}
 }
+
+// TestMetrics_CountsByRouteMethodStatus checks that each request is counted
+// once, in the series of its route pattern, method and status, however
+// many statuses one route answers (the series are looked up once and
+// kept, so a mix-up there would count a request under another's labels).
+func TestMetrics_CountsByRouteMethodStatus(t *testing.T) {
+	srv := mustOpenServer(t)
+	wantStatus(t, srv.do("GET", "/v1/kv/a", ""), http.StatusNotFound)
+	wantStatus(t, srv.do("PUT", "/v1/kv/a", "1"), http.StatusCreated)
+	for range 3 {
+		wantStatus(t, srv.do("GET", "/v1/kv/a", ""), http.StatusOK)
+	}
+	wantStatus(t, srv.do("GET", "/v1/kv/a", "", `If-None-Match: "1"`), http.StatusNotModified)
+	wantStatus(t, srv.do("PUT", "/v1/kv/a", "2"), http.StatusOK)
+	wantStatus(t, srv.do("HEAD", "/v1/kv/a", ""), http.StatusOK)
+	wantStatus(t, srv.do("DELETE", "/v1/kv/a", ""), http.StatusOK)
+	wantStatus(t, srv.do("GET", "/v1/kv/a", ""), http.StatusNotFound)
+	wantStatus(t, srv.do("POST", "/v1/kv/a", ""), http.StatusMethodNotAllowed)
+	wantStatus(t, srv.do("GET", "/nowhere", ""), http.StatusNotFound)
+	wantStatus(t, srv.do("GET", "/v1/kv", ""), http.StatusOK)
+
+	body := string(srv.do("GET", "/metrics", "").Body)
+	var got []string
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "pykv_http_requests_total{") {
+			got = append(got, line)
+		}
+	}
+	want := []string{
+		`pykv_http_requests_total{code="200",method="DELETE",route="/v1/kv/*"} 1`,
+		`pykv_http_requests_total{code="200",method="GET",route="/openapi.json"} 1`, // mustOpenServer's check
+		`pykv_http_requests_total{code="200",method="GET",route="/v1/kv"} 1`,
+		`pykv_http_requests_total{code="200",method="GET",route="/v1/kv/*"} 3`,
+		`pykv_http_requests_total{code="200",method="HEAD",route="/v1/kv/*"} 1`,
+		`pykv_http_requests_total{code="200",method="PUT",route="/v1/kv/*"} 1`,
+		`pykv_http_requests_total{code="201",method="PUT",route="/v1/kv/*"} 1`,
+		`pykv_http_requests_total{code="304",method="GET",route="/v1/kv/*"} 1`,
+		`pykv_http_requests_total{code="404",method="GET",route="/v1/kv/*"} 2`,
+		`pykv_http_requests_total{code="404",method="GET",route="unmatched"} 1`,
+		`pykv_http_requests_total{code="405",method="POST",route="unmatched"} 1`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("request counters:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, want := range []string{
+		`pykv_http_request_duration_seconds_count{method="GET",route="/v1/kv/*"} 6`,
+		`pykv_http_request_duration_seconds_count{method="PUT",route="/v1/kv/*"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

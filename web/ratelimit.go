@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,6 +27,9 @@ type failLimiter struct {
 	mu      sync.Mutex
 	now     func() time.Time
 	buckets map[netip.Prefix]*failBucket
+	// tracked is len(buckets), readable without the lock: while no
+	// address has failed, checking one costs nothing (see none).
+	tracked atomic.Int64
 }
 
 type failBucket struct {
@@ -51,6 +55,10 @@ func bucketKey(a netip.Addr) netip.Prefix {
 func (b *failBucket) refill(now time.Time) float64 {
 	return math.Min(authBurst, b.left+float64(now.Sub(b.at))/float64(authRefill))
 }
+
+// none reports whether no address has a failed credential on record, so
+// that none has to wait. Buckets are dropped only when the map is full.
+func (l *failLimiter) none() bool { return l.tracked.Load() == 0 }
 
 // wait returns how long a must wait before it may try a credential again:
 // zero when it may try now.
@@ -84,6 +92,7 @@ func (l *failLimiter) fail(a netip.Addr) {
 		}
 		b = &failBucket{left: authBurst, at: now}
 		l.buckets[key] = b
+		l.tracked.Store(int64(len(l.buckets)))
 	}
 	b.left, b.at = math.Max(0, b.refill(now)-1), now
 }
@@ -100,4 +109,5 @@ func (l *failLimiter) pruneLocked(now time.Time) {
 		}
 		delete(l.buckets, k)
 	}
+	l.tracked.Store(int64(len(l.buckets)))
 }

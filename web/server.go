@@ -79,14 +79,20 @@ type server struct {
 	opts    Options
 	cluster *clusterState // nil on a single node
 
+	// noFastPath sends every request through chi (tests compare the two).
+	noFastPath bool
+
 	hosts    hostAllowList
+	tokens   tokenDigests
 	failures *failLimiter
 	sessions *sessions
 }
 
 // NewServer returns the HTTP handler of the whole API. It panics if
 // opts.Store is nil, which is a programming error.
-func NewServer(opts Options) http.Handler {
+func NewServer(opts Options) http.Handler { return newServer(opts, false) }
+
+func newServer(opts Options, noFastPath bool) http.Handler {
 	if opts.Store == nil && opts.Cluster == nil {
 		panic("web.NewServer: Options.Store is nil")
 	}
@@ -103,7 +109,8 @@ func NewServer(opts Options) http.Handler {
 		opts.SessionTTL = DefaultSessionTTL
 	}
 	s := &server{store: opts.Store, db: opts.DB, log: opts.Logger, metrics: opts.Metrics, opts: opts,
-		hosts: newHostAllowList(opts.AllowedHosts), failures: newFailLimiter(), sessions: newSessions(opts.SessionTTL)}
+		hosts: newHostAllowList(opts.AllowedHosts), failures: newFailLimiter(), sessions: newSessions(opts.SessionTTL),
+		tokens: newTokenDigests(opts), noFastPath: noFastPath}
 	if opts.Cluster != nil {
 		s.store = opts.Cluster.Store()
 		s.db = clusterDB{node: opts.Cluster}
