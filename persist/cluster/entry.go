@@ -14,6 +14,7 @@ const (
 	kindExpire = "expire" // keys whose TTL ran out: engine.Proposal with Expire
 	kindMember = "member" // a member's HTTP API address
 	kindForget = "forget" // a removed member's address is dropped
+	kindBatch  = "batch"  // several entries of the kinds above, applied in order
 )
 
 // entry is one raft log entry, as JSON: the same bytes on every member, so
@@ -25,6 +26,8 @@ type entry struct {
 	Expire []entryExp `json:"expire,omitempty"`
 	ID     string     `json:"id,omitempty"`  // member entries
 	API    string     `json:"api,omitempty"` // member entries
+	// Batch holds a batch entry's entries (never batches themselves).
+	Batch []entry `json:"batch,omitempty"`
 }
 
 type entryOp struct {
@@ -64,6 +67,28 @@ func mustJSON(v any) []byte {
 		panic("cluster: encoding a log entry: " + err.Error())
 	}
 	return b
+}
+
+// encodeBatch returns the log entry carrying ws: the write's own entry for
+// one, else a batch entry holding theirs in order (their JSON spliced in,
+// not encoded again).
+func encodeBatch(ws []*pendingWrite) []byte {
+	if len(ws) == 1 {
+		return ws[0].data
+	}
+	size := len(`{"kind":"batch","batch":[]}`)
+	for _, w := range ws {
+		size += len(w.data) + 1
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"kind":"batch","batch":[`...)
+	for i, w := range ws {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, w.data...)
+	}
+	return append(b, "]}"...)
 }
 
 func decodeEntry(data []byte) (entry, error) {

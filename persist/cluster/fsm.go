@@ -57,28 +57,43 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			out[i] = applyResult{err: err}
 			continue
 		}
-		switch e.Kind {
-		case kindWrite, kindExpire:
-			res, err := f.store.ApplyProposal(e.proposal())
-			out[i] = applyResult{res: res, err: err}
-		case kindMember:
-			f.mu.Lock()
-			f.members[e.ID] = e.API
-			f.mu.Unlock()
-			out[i] = applyResult{}
-		case kindForget:
-			f.mu.Lock()
-			delete(f.members, e.ID)
-			f.mu.Unlock()
-			out[i] = applyResult{}
-		default:
-			out[i] = applyResult{err: fmt.Errorf("%w: unknown kind %q", errBadEntry, e.Kind)}
+		if e.Kind != kindBatch {
+			out[i] = f.applyEntry(&e)
+			continue
 		}
+		// A batch answers one result per write, in order: the leader's
+		// batcher hands each to its writer.
+		rs := make([]applyResult, len(e.Batch))
+		for j := range e.Batch {
+			rs[j] = f.applyEntry(&e.Batch[j])
+		}
+		out[i] = rs
 	}
 	if last != 0 {
 		f.setApplied(last)
 	}
 	return out
+}
+
+// applyEntry applies one entry that is not a batch.
+func (f *fsm) applyEntry(e *entry) applyResult {
+	switch e.Kind {
+	case kindWrite, kindExpire:
+		res, err := f.store.ApplyProposal(e.proposal())
+		return applyResult{res: res, err: err}
+	case kindMember:
+		f.mu.Lock()
+		f.members[e.ID] = e.API
+		f.mu.Unlock()
+		return applyResult{}
+	case kindForget:
+		f.mu.Lock()
+		delete(f.members, e.ID)
+		f.mu.Unlock()
+		return applyResult{}
+	default:
+		return applyResult{err: fmt.Errorf("%w: unknown kind %q", errBadEntry, e.Kind)}
+	}
 }
 
 func (f *fsm) setApplied(idx uint64) {

@@ -3,8 +3,12 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"reflect"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +32,7 @@ type member struct {
 	opts cluster.Options
 	node *cluster.Node
 	mu   *sync.Mutex // guards node against runningNodes
+	t    *testing.T
 }
 
 type testCluster struct {
@@ -51,7 +56,7 @@ func mustCluster(t *testing.T, n int, change func(*cluster.Options)) *testCluste
 // add starts a new member; unless bootstrap, it joins through the leader.
 func (c *testCluster) add(id string, bootstrap bool, change func(*cluster.Options)) *member {
 	c.t.Helper()
-	m := &member{id: id, dir: c.t.TempDir(), addr: "127.0.0.1:0", mu: &c.mu}
+	m := &member{id: id, dir: c.t.TempDir(), addr: "127.0.0.1:0", mu: &c.mu, t: c.t}
 	m.opts = cluster.Options{ID: id, Dir: m.dir, APIAddr: "http://api-of-" + id, Bootstrap: bootstrap,
 		ElectionTimeout: testElection}
 	if change != nil {
@@ -103,15 +108,65 @@ func (c *testCluster) start(m *member) {
 	c.t.Cleanup(func() { m.stop() })
 }
 
+// testCtx returns a context that ends with the test or after a minute,
+// so a call that never returns fails the test with its error instead of
+// hanging it.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// closeTimeout bounds how long stopping a member may take in a test
+// before the test fails with every goroutine's stack (a hang in Close
+// would otherwise hold the package until go test's -timeout).
+const closeTimeout = 30 * time.Second
+
 func (m *member) stop() {
 	m.mu.Lock()
 	node := m.node
 	m.node = nil
 	m.mu.Unlock()
-	if node != nil {
-		node.Close()
+	if node == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { node.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		m.t.Errorf("closing member %s took over %v; goroutines:\n%s", m.id, closeTimeout, stacks())
 	}
 }
+
+// stacks returns every goroutine's stack.
+func stacks() string {
+	var b strings.Builder
+	pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return b.String()
+}
+
+// TestMain fails the package, with every goroutine's stack, if its tests
+// run longer than packageTimeout: a hang shows where it is stuck within
+// minutes instead of holding make check until go test's -timeout.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	limit := packageTimeout
+	if testing.Short() {
+		limit = packageTimeout / 2
+	}
+	t := time.AfterFunc(limit, func() {
+		fmt.Fprintf(os.Stderr, "persist/cluster tests still running after %v: stuck? goroutines:\n%s", limit, stacks())
+		os.Exit(2)
+	})
+	code := m.Run()
+	t.Stop()
+	os.Exit(code)
+}
+
+// packageTimeout is far above the package's usual 30-60 s under -race on
+// a loaded machine.
+const packageTimeout = 8 * time.Minute
 
 // runningNodes returns the running members' nodes; safe beside stop and
 // start on other goroutines.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +37,7 @@ func TestNode_Replication(t *testing.T) {
 			if m == l {
 				continue
 			}
-			_, err := m.node.Write(context.Background(), []engine.Op{{Type: engine.OpPut, Key: "x"}}, false)
+			_, err := m.node.Write(testCtx(t), []engine.Op{{Type: engine.OpPut, Key: "x"}}, false)
 			var nl *cluster.NotLeaderError
 			if !errors.As(err, &nl) || nl.LeaderID != l.id || nl.LeaderAPI != l.opts.APIAddr {
 				t.Errorf("write on follower %s = %v, want NotLeaderError naming %s at %s", m.id, err, l.id, l.opts.APIAddr)
@@ -47,7 +48,7 @@ func TestNode_Replication(t *testing.T) {
 		}
 	})
 	t.Run("ConditionsAtApply", func(t *testing.T) {
-		ctx := context.Background()
+		ctx := testCtx(t)
 		k00, err := l.node.Store().Get("k00")
 		if err != nil {
 			t.Fatal(err)
@@ -58,7 +59,7 @@ func TestNode_Replication(t *testing.T) {
 			for {
 				l := c.leader()
 				_, err := l.node.Write(ctx, []engine.Op{op}, false)
-				if !errors.Is(err, cluster.ErrNotLeader) && !errors.Is(err, cluster.ErrOutcomeUnknown) {
+				if ctx.Err() != nil || !errors.Is(err, cluster.ErrNotLeader) && !errors.Is(err, cluster.ErrOutcomeUnknown) {
 					return err
 				}
 			}
@@ -119,13 +120,13 @@ func TestNode_PeerTLS(t *testing.T) {
 
 func TestNode_TTL(t *testing.T) {
 	c := mustCluster(t, 3, nil)
-	ctx := context.Background()
+	ctx := testCtx(t)
 	for {
 		_, err := c.leader().node.Write(ctx, []engine.Op{{Type: engine.OpPut, Key: "t", Value: "v", TTL: 50 * time.Millisecond}}, false)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, cluster.ErrNotLeader) && !errors.Is(err, cluster.ErrOutcomeUnknown) {
+		if ctx.Err() != nil || !errors.Is(err, cluster.ErrNotLeader) && !errors.Is(err, cluster.ErrOutcomeUnknown) {
 			t.Fatal(err)
 		}
 	}
@@ -263,7 +264,7 @@ func TestNode_Membership(t *testing.T) {
 			victim = m
 		}
 	}
-	ctx := context.Background()
+	ctx := testCtx(t)
 	if err := c.member("n1").node.Remove(ctx, victim.id); err != nil && !errors.Is(err, cluster.ErrNotLeader) {
 		t.Fatal(err)
 	}
@@ -339,7 +340,7 @@ func testLinearizableRead(t *testing.T, peerCheck bool) {
 			f = m
 		}
 	}
-	ctx := context.Background()
+	ctx := testCtx(t)
 	if _, err := f.node.ReadIndex(ctx); !errors.Is(err, cluster.ErrNotLeader) {
 		t.Fatalf("ReadIndex on a follower = %v, want ErrNotLeader", err)
 	}
@@ -418,5 +419,150 @@ func TestNode_Ready(t *testing.T) {
 	}
 	if err := l.node.Ready(); !errors.Is(err, cluster.ErrNoLeader) {
 		t.Errorf("Ready of an isolated member = %v, want ErrNoLeader", err)
+	}
+}
+
+// TestNode_BatchedWrites sends many writes at once, a third of them with a
+// condition that fails: they share raft log entries (fewer entries than
+// writes), yet each gets its own answer and revision, a failed condition
+// takes no revision and changes nothing, and every member ends equal.
+func TestNode_BatchedWrites(t *testing.T) {
+	c := mustCluster(t, 3, nil)
+	c.put("seed", "0")
+	// A leadership change in the middle leaves outcomes unknown and
+	// entries from two terms: try again on the new leader.
+	for attempt := range 3 {
+		if batchedWrites(t, c, fmt.Sprintf("a%d-", attempt)) {
+			c.converged()
+			c.noDivergence()
+			return
+		}
+	}
+	t.Fatal("leadership moved during each of three attempts")
+}
+
+// batchedWrites runs one attempt of TestNode_BatchedWrites; false if
+// leadership moved meanwhile.
+func batchedWrites(t *testing.T, c *testCluster, prefix string) bool {
+	l := c.leader()
+	before := l.node.Status()
+	const writers = 96
+	type answer struct {
+		rev int64
+		err error
+	}
+	answers := make([]answer, writers)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	key := func(i int) string { return fmt.Sprintf("%s%03d", prefix, i) }
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			op := engine.Op{Type: engine.OpPut, Key: key(i), Value: fmt.Sprint(i)}
+			if i%3 == 0 {
+				op.Key, op.IfRev = "seed", engine.Absent // "seed" exists: refused at apply
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			res, err := l.node.Write(ctx, []engine.Op{op}, false)
+			answers[i] = answer{res.Rev, err}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	after := l.node.Status()
+	if after.Term != before.Term || after.State != "Leader" {
+		t.Logf("leadership moved during the writes (term %d to %d)", before.Term, after.Term)
+		return false
+	}
+	revs := map[int64]int{}
+	for i, a := range answers {
+		var ce *engine.ConditionError
+		switch {
+		case i%3 == 0:
+			if !errors.As(a.err, &ce) {
+				t.Errorf("write %d (condition fails) = rev %d, %v; want a ConditionError", i, a.rev, a.err)
+			}
+		case a.err != nil:
+			t.Errorf("write %d: %v", i, a.err)
+		default:
+			if j, dup := revs[a.rev]; dup {
+				t.Errorf("writes %d and %d both got revision %d", j, i, a.rev)
+			}
+			revs[a.rev] = i
+			if e, err := l.node.Store().Get(key(i)); err != nil || e.ModRev != a.rev || e.Value != fmt.Sprint(i) {
+				t.Errorf("write %d answered revision %d; the leader holds %+v, %v", i, a.rev, e, err)
+			}
+		}
+	}
+	ok := writers - writers/3
+	if got := l.node.Store().Rev() - before.Rev; got != int64(ok) {
+		t.Errorf("the store moved %d revisions for %d successful writes", got, ok)
+	}
+	if entries := after.LastIndex - before.LastIndex; entries >= writers {
+		t.Errorf("%d concurrent writes took %d raft log entries: they were not batched", writers, entries)
+	} else {
+		t.Logf("%d concurrent writes in %d raft log entries", writers, entries)
+	}
+	return true
+}
+
+// TestNode_ReadAsksOnePeerFirst: with three voters one other member's yes
+// makes a majority, so a read confirmation asks one follower, taking turns,
+// and the other only when the first says no or is slow: half the requests
+// of asking both every time.
+func TestNode_ReadAsksOnePeerFirst(t *testing.T) {
+	var calls sync.Map // API address → *atomic.Int64
+	var refuse sync.Map
+	count := func(api string) *atomic.Int64 {
+		v, _ := calls.LoadOrStore(api, new(atomic.Int64))
+		return v.(*atomic.Int64)
+	}
+	c := mustCluster(t, 3, func(o *cluster.Options) {
+		o.PeerCheck = func(ctx context.Context, api string, term uint64, leader string) error {
+			count(api).Add(1)
+			if _, no := refuse.Load(api); no {
+				return errors.New("does not follow")
+			}
+			return nil
+		}
+	})
+	l := c.leader()
+	ctx := testCtx(t)
+	const reads = 20
+	for range reads {
+		if _, err := l.node.ReadIndex(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var peers []string
+	total := int64(0)
+	for _, m := range c.running() {
+		if m != l {
+			peers = append(peers, m.opts.APIAddr)
+			total += count(m.opts.APIAddr).Load()
+		}
+	}
+	if total != reads {
+		t.Errorf("%d sequential reads asked %d times, want one peer each", reads, total)
+	}
+	for _, p := range peers {
+		if n := count(p).Load(); n < reads/2-1 {
+			t.Errorf("peer %s asked %d times of %d: the peers do not take turns", p, n, reads)
+		}
+	}
+	// One peer refuses: every read still succeeds by asking the other.
+	refuse.Store(peers[0], true)
+	for range reads {
+		if _, err := l.node.ReadIndex(ctx); err != nil {
+			t.Fatalf("read with one peer refusing: %v", err)
+		}
+	}
+	// Both refuse: no majority, no read.
+	refuse.Store(peers[1], true)
+	if _, err := l.node.ReadIndex(ctx); !errors.Is(err, cluster.ErrNotLeader) {
+		t.Errorf("read with both peers refusing = %v, want ErrNotLeader", err)
 	}
 }

@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/pykv/pykv/engine"
+)
+
+// Limits of one batch entry (see batcher).
+const (
+	// maxBatchWrites bounds how many writes share one raft log entry.
+	maxBatchWrites = 256
+	// maxBatchBytes bounds a batch entry's encoded size; a write larger
+	// than this (an import) goes alone.
+	maxBatchBytes = 1 << 20
+	// maxInFlight is how many batch entries the leader has proposed and
+	// not yet seen committed at once. While they are out, new writes
+	// gather into the next entry. Measured with 32 writers on 3 members
+	// (interleaved rounds, CPU of the three processes per write): 1 gave
+	// 242 us and 3.9k/s, 2 gave 241 us and 5.1k/s, 4 gave 320 us and
+	// 3.3k/s, one entry per write (before) 406 us and 2.8k/s.
+	maxInFlight = 2
+)
+
+// batcher is the cluster's group commit: it gathers the writes proposed on
+// the leader while earlier ones are being replicated into one raft log
+// entry (kind "batch"), each still its own engine proposal with its own
+// revision, applied in order by every member.
+//
+// Why: every raft log entry costs the leader and each follower a msgpack
+// encode and decode, a bbolt put, a read back to send or apply it, and a
+// future; and every time the leader's main loop stores what arrived it
+// costs a bbolt commit (two fdatasyncs and the kernel's work for them) on
+// the leader and then on each follower. hashicorp/raft stores whatever
+// has arrived at once, so under load it stores many small groups, one
+// after the other. With at most maxInFlight entries out, a write that
+// arrives meanwhile waits for the next entry, whose commit carries all
+// the writes that arrived during the last one: fewer, larger commits, the
+// same durability (an entry is answered only once a majority stored it).
+type batcher struct {
+	n       *Node
+	mu      sync.Mutex
+	pending []*pendingWrite
+	wake    chan struct{} // a write is pending; capacity 1
+	slots   chan struct{} // one per entry in flight; capacity maxInFlight
+}
+
+// pendingWrite is one write waiting to be proposed, then answered.
+type pendingWrite struct {
+	data []byte // the write's entry, encoded
+	done chan writeOutcome
+}
+
+type writeOutcome struct {
+	res engine.TxnResult
+	err error
+}
+
+func newBatcher(n *Node) *batcher {
+	return &batcher{n: n, wake: make(chan struct{}, 1), slots: make(chan struct{}, maxInFlight)}
+}
+
+// add queues a write and returns its outcome channel.
+func (b *batcher) add(data []byte) *pendingWrite {
+	w := &pendingWrite{data: data, done: make(chan writeOutcome, 1)}
+	b.mu.Lock()
+	b.pending = append(b.pending, w)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return w
+}
+
+// take removes the next batch from the queue: up to maxBatchWrites and
+// maxBatchBytes, but always at least one write.
+func (b *batcher) take() []*pendingWrite {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, size := 0, 0
+	for n < len(b.pending) && n < maxBatchWrites {
+		if n > 0 && size+len(b.pending[n].data) > maxBatchBytes {
+			break
+		}
+		size += len(b.pending[n].data)
+		n++
+	}
+	out := make([]*pendingWrite, n)
+	copy(out, b.pending)
+	b.pending = append(b.pending[:0:0], b.pending[n:]...)
+	return out
+}
+
+// run proposes batches until the member stops; writes still queued then
+// end with ErrOutcomeUnknown (they were never proposed, but the caller
+// cannot tell a stop before from a stop after).
+func (b *batcher) run() {
+	defer b.n.wg.Done()
+	for {
+		select {
+		case <-b.wake:
+		case <-b.n.stop:
+			b.failPending()
+			return
+		}
+		for {
+			select {
+			case b.slots <- struct{}{}:
+			case <-b.n.stop:
+				b.failPending()
+				return
+			}
+			ws := b.take()
+			if len(ws) == 0 {
+				<-b.slots
+				break
+			}
+			f := b.n.raft.Apply(encodeBatch(ws), applyEnqueueTimeout)
+			b.n.wg.Add(1)
+			go b.finish(f, ws)
+		}
+	}
+}
+
+func (b *batcher) failPending() {
+	b.mu.Lock()
+	ws := b.pending
+	b.pending = nil
+	b.mu.Unlock()
+	for _, w := range ws {
+		w.done <- writeOutcome{err: fmt.Errorf("%w: %v", ErrOutcomeUnknown, raft.ErrRaftShutdown)}
+	}
+}
+
+// finish waits for a batch entry's commit and answers its writes.
+func (b *batcher) finish(f raft.ApplyFuture, ws []*pendingWrite) {
+	defer b.n.wg.Done()
+	err := b.n.wait(f)
+	<-b.slots
+	var results []applyResult
+	if err == nil {
+		switch r := f.Response().(type) {
+		case applyResult:
+			results = []applyResult{r}
+		case []applyResult:
+			results = r
+		}
+		if len(results) != len(ws) { // cannot happen: every member applies the entry it was given
+			err = fmt.Errorf("%w: %d results for %d writes", errBadEntry, len(results), len(ws))
+		}
+	}
+	for i, w := range ws {
+		var o writeOutcome
+		switch {
+		case err == nil:
+			o = writeOutcome{res: results[i].res, err: results[i].err}
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			o.err = b.n.notLeader() // never entered the log
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			o.err = fmt.Errorf("the leader is overloaded: %w", err) // not proposed
+		default: // ErrLeadershipLost, ErrRaftShutdown: it may be in the log
+			o.err = fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+		}
+		w.done <- o
+	}
+}
+
+// propose has the leader replicate one write's entry (see batcher) and
+// returns what applying it did, once a majority stored it and this member
+// applied it. A member that is not the leader proposes nothing and returns
+// a *NotLeaderError.
+func (n *Node) propose(ctx context.Context, data []byte) (engine.TxnResult, error) {
+	if n.raft.State() != raft.Leader {
+		return engine.TxnResult{}, n.notLeader()
+	}
+	w := n.batch.add(data)
+	select {
+	case o := <-w.done:
+		return o.res, o.err
+	case <-ctx.Done():
+		return engine.TxnResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, ctx.Err())
+	case <-n.stop:
+		return engine.TxnResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, raft.ErrRaftShutdown)
+	}
+}
