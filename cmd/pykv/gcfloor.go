@@ -31,7 +31,7 @@ func gcFloor(getenv func(string) string) {
 		return
 	}
 	gcFloorOnce.Do(func() {
-		t := &gcTuner{floor: gcFloorBytes, base: 100}
+		t := &gcTuner{floor: gcFloorBytes, base: 100, set: debug.SetGCPercent}
 		t.tune()
 		t.arm()
 	})
@@ -47,7 +47,8 @@ var gcFloorOnce sync.Once
 // overshoot only between the two.
 type gcTuner struct {
 	floor   uint64
-	base    int // the percentage beyond the floor (GOGC's default)
+	base    int                   // the percentage beyond the floor (GOGC's default)
+	set     func(percent int) int // debug.SetGCPercent; tests record instead
 	mu      sync.Mutex
 	percent int // last set; 0 before the first tune
 	stopped bool
@@ -83,7 +84,7 @@ func (t *gcTuner) tune() {
 		return
 	}
 	t.percent = p
-	debug.SetGCPercent(p)
+	t.set(p)
 }
 
 func (t *gcTuner) stop() {
@@ -91,7 +92,7 @@ func (t *gcTuner) stop() {
 	defer t.mu.Unlock()
 	if !t.stopped {
 		t.stopped = true
-		debug.SetGCPercent(t.base)
+		t.set(t.base)
 	}
 }
 
