@@ -58,7 +58,7 @@ FUZZ_TARGETS ?= persist/codec:FuzzDecodeRecord persist/codec:FuzzReadSnapshot pe
 # (golang/go#75804, fixed in Go 1.27). -timeout still bounds each run.
 FUZZTIME     ?= 50000x
 
-.PHONY: all build wasm run deps deps-chromium deps-driver check check-full fmt-check vet staticcheck generate generate-check test-go \
+.PHONY: all build wasm run deps deps-chromium deps-driver check check-full layout-check fmt-check vet staticcheck generate generate-check test-go \
 	test test-e2e test-wasm fuzz mutants bench bench-http bench-peers bench-peers-deps bench-cluster bench-cluster-deps swaggerui soak clean distclean
 
 # The default goal builds the server.
@@ -114,7 +114,16 @@ deps-driver: $(NPM_STAMP)
 # check is the fast loop: no Chromium, no npm, no built binary. It fails on
 # any file gofmt would change, on go vet (also of the js/wasm build), on
 # staticcheck, on stale templ output, and on the race tests of CHECK_PKGS.
-check: fmt-check vet staticcheck generate-check test-go
+check: layout-check fmt-check vet staticcheck generate-check test-go
+
+# layout-check fails if git tracks anything at the top level beyond what
+# the design card allows (the seven folders, the build and module files,
+# the README, .ci/ and dot-files, the pinned npm manifests): a stray binary
+# or scratch file committed by accident shows up here.
+TOP_LEVEL := cmd e2e engine persist static wasm web go.mod go.sum Makefile README.md package.json package-lock.json
+layout-check:
+	@extra=$$(git ls-files 2>/dev/null | cut -d/ -f1 | sort -u | grep -v '^\.' | grep -vxF $(patsubst %,-e %,$(TOP_LEVEL))); \
+	if [ -n "$$extra" ]; then echo "not allowed at the top level (see the design card in the README): $$extra"; exit 1; fi
 
 # fmt-check lists the files gofmt would change and fails if there is one.
 fmt-check:

@@ -39,7 +39,8 @@ const (
 // token configured, so every request goes through the whole production
 // middleware chain), Redis with appendfsync always behind webdis (Debian's
 // redis-server and webdis), and a bare net/http handler answering a
-// constant. wrk (-t1 -c32) drives each side in turn for PYKV_PEERS_SECONDS
+// constant (and, as a diagnostic, the same handler answering with the 11
+// headers a PyKV GET carries: what net/http costs for those). wrk (-t1 -c32) drives each side in turn for PYKV_PEERS_SECONDS
 // (default 4) per round, PYKV_PEERS_ROUNDS rounds (default 5), the order of
 // the sides reversed every other round, so that a slow minute of the shared
 // machine falls on both sides of each ratio. It prints each side's rounds,
@@ -74,7 +75,8 @@ func BenchmarkPeers(b *testing.B) {
 	webdis := startPeer(b, "webdis", webdisConf)
 	webdisURL := fmt.Sprintf("http://127.0.0.1:%d", webdisPort)
 	waitHTTP(b, webdisURL+"/PING")
-	bareURL, bareCPU := startBare(b)
+	bareURL, bareCPU := startBare(b, false)
+	bareHeadersURL, _ := startBare(b, true)
 
 	value := strings.Repeat("v", peerValueSize)
 	fillPeer(b, pykv.URL+"/v1/kv/", "PUT", value, map[string]string{"Authorization": "Bearer " + peerToken})
@@ -90,6 +92,9 @@ func BenchmarkPeers(b *testing.B) {
 		{name: "bare-get", url: bareURL + "/", method: "GET", cpu: bareCPU},
 		{name: "webdis-redis-get", url: webdisURL + "/GET/", method: "GET",
 			cpu: pidCPU(redis.Process.Pid, webdis.Process.Pid)},
+		// A diagnostic, not a peer: the bare handler answering with PyKV's
+		// headers (see startBare).
+		{name: "bare-headers-get", url: bareHeadersURL + "/", method: "GET", cpu: bareCPU},
 	}
 	for _, s := range sides {
 		s.script = writeWrkScript(b, s)
@@ -360,6 +365,9 @@ func report(b *testing.B, sides []*side, rounds, seconds int) {
 	fmt.Printf("GET: %.0f/s vs bare handler %.0f/s = %.2fx (target >= 0.85x: %s), p99 %.2f ms (target <= 5: %s)\n",
 		get.rate, bare.rate, getRatio, verdict(getRatio >= 0.85), ms(get.p99), verdict(get.p99 <= 5*time.Millisecond))
 	fmt.Printf("(webdis+Redis GET %.0f/s = %.2fx the bare handler)\n", med["webdis-redis-get"].rate, med["webdis-redis-get"].rate/bare.rate)
+	bh := med["bare-headers-get"]
+	fmt.Printf("(the bare handler setting the 11 headers of a PyKV GET answer: %.0f/s = %.2fx the bare handler, %.1f us of CPU a request;\n"+
+		" PyKV's GET is %.2fx of that)\n", bh.rate, bh.rate/bare.rate, us(bh.cpuPerReq), get.rate/bh.rate)
 	fmt.Printf("medians of the per-round ratios (each round's sides ran within seconds of each other): PUT %.2fx, GET %.2fx\n",
 		roundRatio(sides[0].results, sides[1].results), roundRatio(sides[2].results, sides[3].results))
 	b.ReportMetric(put.rate, "put/s")
@@ -447,14 +455,29 @@ func procCPU(path string) time.Duration {
 
 // startBare serves a bare net/http handler answering a constant 100 bytes
 // in this process, and returns its URL and this process's CPU clock (the
-// test binary does nothing else while wrk drives it).
-func startBare(b *testing.B) (string, func() time.Duration) {
+// test binary does nothing else while wrk drives it). With headers, the
+// handler also sets the 11 headers a PyKV GET answers with (constant
+// values, set as map entries the way PyKV sets them): what net/http
+// itself costs for such an answer, the ceiling of any handler on it.
+func startBare(b *testing.B, headers bool) (string, func() time.Duration) {
 	value := strings.Repeat("v", peerValueSize)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
+	pykvHeaders := map[string][]string{
+		"Date": {time.Now().UTC().Format(http.TimeFormat)}, "X-Content-Type-Options": {"nosniff"},
+		"X-Frame-Options": {"DENY"}, "Referrer-Policy": {"no-referrer"}, "Vary": {"Accept"},
+		"Etag": {`"12345"`}, "Pykv-Create-Revision": {"123"}, "Pykv-Version": {"3"}, "Cache-Control": {"no-cache"},
+		"Content-Length": {strconv.Itoa(len(value))}, "Content-Type": {"text/plain; charset=utf-8"},
+	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if headers {
+			h := w.Header()
+			for k, v := range pykvHeaders {
+				h[k] = v
+			}
+		}
 		_, _ = io.WriteString(w, value)
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)

@@ -226,3 +226,66 @@ func TestCommit_CloseEndsHold(t *testing.T) {
 		t.Fatal("Close did not return while a group was held")
 	}
 }
+
+// TestCommit_PooledRequestsKeepTheirAnswers checks that writers sharing
+// groups each get their own write's answer. Do's requests are recycled
+// (see getRequest): a request handed back before its writer copied the
+// answer out, or answered twice, would give a writer another write's
+// entry or revision, or a reused channel's stale signal.
+func TestCommit_PooledRequestsKeepTheirAnswers(t *testing.T) {
+	j := &syncJournal{took: 200 * time.Microsecond}
+	j.delay.Store(int64(time.Millisecond))
+	s := engine.New(engine.Options{Journal: j})
+	defer s.Close()
+	const writers, each = 16, 150
+	var mu sync.Mutex
+	seen := map[int64]string{} // revision -> key
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				key, value := fmt.Sprintf("w%d-%d", w, i%7), fmt.Sprintf("v%d-%d", w, i)
+				op := engine.Op{Type: engine.OpPut, Key: key, Value: value}
+				if i%5 == 4 {
+					op = engine.Op{Type: engine.OpDelete, Key: key}
+				}
+				e, err := s.Do(op)
+				if op.Type == engine.OpDelete {
+					// The key was put by this writer just before (i%7 cycles
+					// faster than every fifth op deletes), unless deleted already.
+					if err != nil && !errors.Is(err, engine.ErrNotFound) {
+						t.Errorf("delete %s: %v", key, err)
+						return
+					}
+					if err == nil && e.Key != key {
+						t.Errorf("delete %s answered for key %q", key, e.Key)
+					}
+				} else {
+					if err != nil {
+						t.Errorf("put %s: %v", key, err)
+						return
+					}
+					if e.Key != key || e.Value != value {
+						t.Errorf("put %s=%s answered %s=%s", key, value, e.Key, e.Value)
+					}
+				}
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				if other, dup := seen[e.ModRev]; dup {
+					t.Errorf("revision %d answered to both %s and %s", e.ModRev, other, key)
+				}
+				seen[e.ModRev] = key
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if rev := s.Rev(); int(rev) != len(seen) {
+		t.Errorf("store at revision %d, but %d writes were answered with a revision", rev, len(seen))
+	}
+	if groups := j.sizes(); len(groups) >= writers*each {
+		t.Errorf("%d groups for %d writes: writers did not share appends", len(groups), writers*each)
+	}
+}

@@ -232,3 +232,15 @@ func TestAuth_Session(t *testing.T) {
 		t.Errorf("sign-in over TLS: cookies %v; want one, Secure", cs)
 	}
 }
+
+// TestAuth_LongTokens checks tokens longer than the stack buffer their
+// digest is taken from: the whole token counts, not its first bytes.
+func TestAuth_LongTokens(t *testing.T) {
+	long := strings.Repeat("t", 300)
+	srv := mustOpenServer(t, func(o *web.Options) { o.AuthToken, o.ReadToken = long, long[:200]+"read" })
+	wantStatus(t, srv.do("PUT", "/v1/kv/k", "v", "Authorization: Bearer "+long), http.StatusCreated)
+	wantStatus(t, srv.do("GET", "/v1/kv/k", "", "Authorization: Bearer "+long[:200]+"read"), http.StatusOK)
+	wantProblem(t, srv.do("PUT", "/v1/kv/k", "v", "Authorization: Bearer "+long[:200]+"read"), http.StatusForbidden, "read-only")
+	wantProblem(t, srv.do("GET", "/v1/kv/k", "", "Authorization: Bearer "+long[:299]+"x"), http.StatusUnauthorized, "not valid")
+	wantProblem(t, srv.do("GET", "/v1/kv/k", "", "Authorization: Bearer "+long[:128]), http.StatusUnauthorized, "not valid")
+}

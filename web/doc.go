@@ -5,7 +5,12 @@
 //
 // # Basics
 //
-// [NewServer] returns one http.Handler; routes.go lists every route. Keys
+// [NewServer] returns one http.Handler; routes.go lists every route, and
+// the middleware every request passes through, once: chi routes them all
+// but GET, HEAD, PUT and DELETE of /v1/kv/{key}, the store's hot path,
+// which a small router in front sends straight to the same handlers behind
+// the same middleware (TestRouter_FastPathSameAnswers holds the two equal).
+// Keys
 // travel in the path percent-encoded as one segment (encodeURIComponent):
 // the handlers read them from the decoded path, so "a%2Fb" names the key
 // "a/b" and an unencoded "/" is part of the key too. Values are raw bodies;
