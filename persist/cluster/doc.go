@@ -4,25 +4,33 @@
 //
 // # Basics
 //
-// Every write is one raft log entry holding an engine.Proposal: the
-// operations as the client asked for them, TTLs already turned into
-// absolute times by the proposer, and the proposer's clock reading. Once a
+// Every write is one engine.Proposal in the raft log: the operations as
+// the client asked for them, TTLs already turned into absolute times by
+// the proposer, and the proposer's clock reading. A write proposed while
+// two raft entries are being replicated waits for the next entry with the
+// others that arrived meanwhile (a batch entry: the writes' proposals in
+// order, each applied and answered on its own; see batcher). Once a
 // majority has the entry durably, every member applies it in log order with
 // engine.Store.ApplyProposal, which checks conditions and assigns the
 // revision at that moment; so every member has the same revisions, the
 // same mod_revs and the same change feed. A write is answered once a
 // majority stored it and the leader applied it (Node.Write).
 //
-// The raft log and the raft votes live in raft.db (raft-boltdb, bbolt),
-// fsynced on every append; raft snapshots in snapshots/. They are the only
+// The raft log and the raft votes live in raft.db (raft-boltdb, bbolt,
+// with its freelist rebuilt on open rather than written on every commit),
+// fsynced on every append, with the newest entries cached in memory; raft
+// snapshots in snapshots/. They are the only
 // persistence of a member: there is no separate log whose applied position
 // is kept apart from the state. A raft snapshot is one JSON header line
 // (format "pykv.cluster": the applied index and the members' API
 // addresses) followed by a snapshot in persist's format.
 //
 // Reads: Node.ReadIndex, on the leader, returns an index covering every
-// acknowledged write, after confirming this member still leads by
-// committing a barrier entry (concurrent reads share one round); a member
+// acknowledged write, after confirming this member still leads: by
+// asking other voters whether they follow it in its term
+// (Options.PeerCheck; one at a time while a majority can still say yes),
+// or without that by committing a barrier entry. Concurrent reads share
+// one round; a member
 // that has applied that index (Node.WaitApplied) answers a linearizable
 // read from its own copy. Node.Store serves reads that may be stale.
 //
