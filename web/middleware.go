@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 )
 
@@ -62,8 +63,13 @@ func (s *server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 		fmt.Sprintf("There is no endpoint at %s; see /docs for the API.", r.URL.Path)))
 }
 
-// handleMethodNotAllowed answers a known path asked with the wrong method.
+// handleMethodNotAllowed answers a known path asked with the wrong method,
+// naming in Allow the methods the path does answer: RFC 9110 (15.5.6)
+// requires it of a 405, and chi sets it only in its own default handler.
 func (s *server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	if allow := allowedMethods(r); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
 	writeProblem(w, newProblem(http.StatusMethodNotAllowed,
 		fmt.Sprintf("%s is not allowed on %s; see /docs for the API.", r.Method, r.URL.Path)))
 }
@@ -83,4 +89,32 @@ func (s *server) accessLog(next http.Handler) http.Handler {
 			slog.Int("status", ww.Status()), slog.Int("bytes", ww.BytesWritten()),
 			slog.Duration("took", time.Since(start)), slog.String("remote", r.RemoteAddr))
 	})
+}
+
+// allowMethods are the methods a 405's Allow may name, in the order named.
+var allowMethods = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete}
+
+// allowedMethods returns the methods the route table answers at r's path,
+// comma-separated, looked up as chi routes it (the escaped path when there
+// is one); "" when r was not routed by chi or the path has no route.
+func allowedMethods(r *http.Request) string {
+	rctx := chi.RouteContext(r.Context())
+	if rctx == nil || rctx.Routes == nil {
+		return ""
+	}
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	allow := ""
+	for _, m := range allowMethods {
+		if rctx.Routes.Match(chi.NewRouteContext(), m, path) {
+			if allow != "" {
+				allow += ", "
+			}
+			allow += m
+		}
+	}
+	return allow
 }

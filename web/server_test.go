@@ -210,6 +210,28 @@ func TestNotFoundAndMethod(t *testing.T) {
 	wantProblem(t, srv.do("PATCH", "/v1/kv/k", ""), http.StatusMethodNotAllowed, "PATCH")
 }
 
+// TestMethodNotAllowedListsAllow checks that a 405 names the methods the
+// path does answer in Allow, as RFC 9110 (15.5.6) requires of it: the key
+// routes (whose GET, HEAD, PUT and DELETE skip chi, the rest not), the
+// collection and a route of one method.
+func TestMethodNotAllowedListsAllow(t *testing.T) {
+	srv := mustOpenServer(t)
+	for _, c := range []struct{ method, path, allow string }{
+		{"POST", "/v1/kv/k", "GET, HEAD, PUT, DELETE"},
+		{"PATCH", "/v1/kv/a%2Fb/c", "GET, HEAD, PUT, DELETE"},
+		{"OPTIONS", "/v1/kv/k", "GET, HEAD, PUT, DELETE"},
+		{"PUT", "/v1/kv", "GET, DELETE"},
+		{"POST", "/healthz", "GET"},
+		{"GET", "/v1/txn", "POST"},
+	} {
+		r := srv.do(c.method, c.path, "")
+		wantProblem(t, r, http.StatusMethodNotAllowed, c.method)
+		if got := r.Header.Values("Allow"); len(got) != 1 || got[0] != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+}
+
 func TestDocs(t *testing.T) {
 	srv := mustOpenServer(t)
 	r := srv.do("GET", "/openapi.json", "")
