@@ -224,7 +224,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			"listen on 127.0.0.1, or pass --insecure-no-auth", c.addr)
 	}
 
-	gcFloor(getenv) // for the server's life; see gcfloor.go
 	metrics := web.NewMetrics()
 	if c.nodeID != "" {
 		return serveCluster(ctx, c, logger, metrics, stdout)
