@@ -264,19 +264,21 @@ func (lr *leaderReads) fetch(auth []string) (uint64, error) {
 	return out.Index, nil
 }
 
-// handleLeaderCheck answers whether this member, now, follows ?leader= in
-// ?term=: 200 if it does, 409 if not. A leader asks every voter this for
-// each round of linearizable reads (see NewPeerCheck).
+// handleLeaderCheck answers whether this member is ?member= and, now,
+// follows ?leader= in ?term=: 200 if so, 409 if not. A leader asks voters
+// this for each round of linearizable reads (see NewPeerCheck); ?member=
+// keeps a yes from counting for another voter whose recorded address this
+// member now serves.
 func (s *server) handleLeaderCheck(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	term, err := strconv.ParseUint(q.Get("term"), 10, 64)
-	if err != nil || q.Get("leader") == "" {
-		s.writeError(w, r, badRequest("Give ?term= (a raft term) and ?leader= (a member ID)."))
+	if err != nil || q.Get("leader") == "" || q.Get("member") == "" {
+		s.writeError(w, r, badRequest("Give ?term= (a raft term), ?leader= and ?member= (member IDs)."))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	if !s.cluster.node.Follows(term, q.Get("leader")) {
-		s.writeError(w, r, errStatus(http.StatusConflict, "This member does not follow %s in term %d.", q.Get("leader"), term))
+	if !s.cluster.node.Follows(q.Get("member"), term, q.Get("leader")) {
+		s.writeError(w, r, errStatus(http.StatusConflict, "This member is not %s following %s in term %d.", q.Get("member"), q.Get("leader"), term))
 		return
 	}
 	encode(w, http.StatusOK, map[string]bool{"follows": true})
@@ -285,12 +287,13 @@ func (s *server) handleLeaderCheck(w http.ResponseWriter, r *http.Request) {
 // NewPeerCheck returns the cluster.Options.PeerCheck of a member whose
 // peers serve this package's API: it asks GET /v1/cluster/leader-check,
 // with token (members share tokens; empty when there are none).
-func NewPeerCheck(token string) func(ctx context.Context, apiAddr string, term uint64, leaderID string) error {
+func NewPeerCheck(token string) func(ctx context.Context, apiAddr, memberID string, term uint64, leaderID string) error {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 16
 	client := &http.Client{Transport: tr}
-	return func(ctx context.Context, apiAddr string, term uint64, leaderID string) error {
-		u := strings.TrimRight(apiAddr, "/") + "/v1/cluster/leader-check?term=" + strconv.FormatUint(term, 10) + "&leader=" + url.QueryEscape(leaderID)
+	return func(ctx context.Context, apiAddr, memberID string, term uint64, leaderID string) error {
+		u := strings.TrimRight(apiAddr, "/") + "/v1/cluster/leader-check?term=" + strconv.FormatUint(term, 10) +
+			"&leader=" + url.QueryEscape(leaderID) + "&member=" + url.QueryEscape(memberID)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			return err
@@ -305,7 +308,7 @@ func NewPeerCheck(token string) func(ctx context.Context, apiAddr string, term u
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s does not follow %s in term %d: %s", apiAddr, leaderID, term, resp.Status)
+			return fmt.Errorf("%s is not %s following %s in term %d: %s", apiAddr, memberID, leaderID, term, resp.Status)
 		}
 		return nil
 	}

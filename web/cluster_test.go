@@ -148,9 +148,15 @@ func TestCluster_HTTP(t *testing.T) {
 	})
 	t.Run("LeaderCheck", func(t *testing.T) {
 		term := l.node.Status().Term
-		wantStatus(t, f.do("GET", fmt.Sprintf("/v1/cluster/leader-check?term=%d&leader=%s", term, l.node.ID()), ""), http.StatusOK)
-		wantProblem(t, f.do("GET", fmt.Sprintf("/v1/cluster/leader-check?term=%d&leader=%s", term+1, l.node.ID()), ""), http.StatusConflict, "does not follow")
-		wantProblem(t, f.do("GET", fmt.Sprintf("/v1/cluster/leader-check?term=%d&leader=%s", term, f.node.ID()), ""), http.StatusConflict, "does not follow")
+		check := func(term uint64, leader, member string) string {
+			return fmt.Sprintf("/v1/cluster/leader-check?term=%d&leader=%s&member=%s", term, leader, member)
+		}
+		wantStatus(t, f.do("GET", check(term, l.node.ID(), f.node.ID()), ""), http.StatusOK)
+		wantProblem(t, f.do("GET", check(term+1, l.node.ID(), f.node.ID()), ""), http.StatusConflict, "is not")
+		wantProblem(t, f.do("GET", check(term, f.node.ID(), f.node.ID()), ""), http.StatusConflict, "is not")
+		// Asked under another member's ID (a stale recorded address): no.
+		wantProblem(t, f.do("GET", check(term, l.node.ID(), "someone-else"), ""), http.StatusConflict, "is not someone-else")
+		wantProblem(t, f.do("GET", fmt.Sprintf("/v1/cluster/leader-check?term=%d&leader=%s", term, l.node.ID()), ""), http.StatusBadRequest, "member")
 		wantProblem(t, f.do("GET", "/v1/cluster/leader-check", ""), http.StatusBadRequest, "term")
 	})
 	t.Run("Status", func(t *testing.T) {

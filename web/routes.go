@@ -76,7 +76,7 @@ func (s *server) routes() http.Handler {
 			r.Get("/v1/cluster", s.handleCluster)                               // members, leader, each one's applied revision and health
 			r.With(write).Post("/v1/cluster/members", s.handleJoin)             // add a member (or update its addresses); on the leader
 			r.With(write).Delete("/v1/cluster/members/*", s.handleRemoveMember) // remove a member; on the leader
-			r.Get("/v1/cluster/leader-check", s.handleLeaderCheck)              // does this member follow ?leader= in ?term=: the leader's read confirmation
+			r.Get("/v1/cluster/leader-check", s.handleLeaderCheck)              // is this member ?member=, following ?leader= in ?term=: the leader's read confirmation
 			r.Get("/v1/cluster/read-index", s.handleReadIndex)                  // the leader's read index, for followers' linearizable reads
 		}
 	})

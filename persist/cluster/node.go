@@ -115,13 +115,17 @@ type Options struct {
 	// (default 30s).
 	SnapshotInterval time.Duration
 	// PeerCheck, when set, is how the leader confirms it still leads for
-	// reads: it asks the member whose HTTP API is at apiAddr whether it
-	// follows leaderID in term now (its answer must be made after the
-	// call, as GET /v1/cluster/leader-check does with Node.Follows). A
-	// majority of yes proves no other leader can have been elected before
-	// the round began. Without it a round commits a barrier entry, which
-	// is as safe but costs a log write (and an fsync) on a majority.
-	PeerCheck func(ctx context.Context, apiAddr string, term uint64, leaderID string) error
+	// reads: it asks the member whose HTTP API is at apiAddr whether it is
+	// memberID and follows leaderID in term now (its answer must be made
+	// after the call, as GET /v1/cluster/leader-check does with
+	// Node.Follows). A majority of yes proves no other leader can have
+	// been elected before the round began. The answerer must check it is
+	// memberID: a voter's recorded address can be stale (it is recorded
+	// when the member joins or leads), and a yes from whoever serves
+	// there now must not count for the voter. Without PeerCheck a round
+	// commits a barrier entry, which is as safe but costs a log write
+	// (and an fsync) on a majority.
+	PeerCheck func(ctx context.Context, apiAddr, memberID string, term uint64, leaderID string) error
 }
 
 // Node is one member of a cluster: a replicated store whose writes are
@@ -460,9 +464,14 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	return idx, nil
 }
 
-// Follows reports whether this member, now, is in term and follows
-// leaderID: the answer a leader's PeerCheck asks for.
-func (n *Node) Follows(term uint64, leaderID string) bool {
+// Follows reports whether this member is memberID and, now, is in term
+// and follows leaderID: the answer a leader's PeerCheck asks for. A
+// member asked under another's ID says no (the asker holds a stale
+// address; its yes would count for a voter that did not answer).
+func (n *Node) Follows(memberID string, term uint64, leaderID string) bool {
+	if memberID != n.opts.ID {
+		return false
+	}
 	_, id := n.raft.LeaderWithID()
 	return n.raft.State() == raft.Follower && n.raft.CurrentTerm() == term && string(id) == leaderID
 }
@@ -479,7 +488,7 @@ func (n *Node) confirmByPeers() error {
 	if err := f.Error(); err != nil {
 		return err
 	}
-	var peers []string
+	var peers []peer
 	voters := 0
 	apis := n.fsm.memberAPIs()
 	for _, s := range f.Configuration().Servers {
@@ -488,7 +497,7 @@ func (n *Node) confirmByPeers() error {
 		}
 		voters++
 		if string(s.ID) != n.opts.ID {
-			peers = append(peers, apis[string(s.ID)])
+			peers = append(peers, peer{id: string(s.ID), api: apis[string(s.ID)]})
 		}
 	}
 	need := voters/2 + 1 - 1 // this member counts for itself
@@ -501,22 +510,26 @@ func (n *Node) confirmByPeers() error {
 	return nil
 }
 
+// peer is a voter a read confirmation asks: its ID and recorded API
+// address.
+type peer struct{ id, api string }
+
 // askPeers asks peers whether they follow this member in term and returns
 // how many said yes, up to need. It asks need of them first, starting
 // with the next in turn (each check costs a request on both sides, and on
 // a busy machine CPU is what limits reads), and another for each that
 // fails, or all still unasked once those asked are slower than a
 // twentieth of the election timeout (a peer cut off answers nothing).
-func (n *Node) askPeers(peers []string, need int, term uint64) int {
+func (n *Node) askPeers(peers []peer, need int, term uint64) int {
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.ElectionTimeout)
 	defer cancel()
 	yes := make(chan bool, len(peers))
 	first, asked := int(n.checkTurn.Add(1)), 0
 	ask := func(k int) {
 		for ; k > 0 && asked < len(peers); k-- {
-			api := peers[(first+asked)%len(peers)]
+			p := peers[(first+asked)%len(peers)]
 			asked++
-			go func() { yes <- api != "" && n.opts.PeerCheck(ctx, api, term, n.opts.ID) == nil }()
+			go func() { yes <- p.api != "" && n.opts.PeerCheck(ctx, p.api, p.id, term, n.opts.ID) == nil }()
 		}
 	}
 	ask(need)

@@ -315,7 +315,7 @@ func testLinearizableRead(t *testing.T, peerCheck bool) {
 		if !peerCheck {
 			return
 		}
-		o.PeerCheck = func(ctx context.Context, api string, term uint64, leader string) error {
+		o.PeerCheck = func(ctx context.Context, api, id string, term uint64, leader string) error {
 			v, ok := byAPI.Load(api)
 			if !ok {
 				return errors.New("unknown member")
@@ -324,7 +324,7 @@ func testLinearizableRead(t *testing.T, peerCheck bool) {
 			m.mu.Lock()
 			node := m.node
 			m.mu.Unlock()
-			if node == nil || !node.Follows(term, leader) {
+			if node == nil || !node.Follows(id, term, leader) {
 				return errors.New("does not follow")
 			}
 			return nil
@@ -521,7 +521,7 @@ func TestNode_ReadAsksOnePeerFirst(t *testing.T) {
 		return v.(*atomic.Int64)
 	}
 	c := mustCluster(t, 3, func(o *cluster.Options) {
-		o.PeerCheck = func(ctx context.Context, api string, term uint64, leader string) error {
+		o.PeerCheck = func(ctx context.Context, api, id string, term uint64, leader string) error {
 			count(api).Add(1)
 			if _, no := refuse.Load(api); no {
 				return errors.New("does not follow")
@@ -564,5 +564,54 @@ func TestNode_ReadAsksOnePeerFirst(t *testing.T) {
 	refuse.Store(peers[1], true)
 	if _, err := l.node.ReadIndex(ctx); !errors.Is(err, cluster.ErrNotLeader) {
 		t.Errorf("read with both peers refusing = %v, want ErrNotLeader", err)
+	}
+}
+
+// TestNode_ReadYesFromTheMemberAsked: a yes counts for the voter it was
+// asked of only if that voter gave it. A voter's recorded API address
+// can be stale (it moved; followers' addresses are recorded when they
+// join or lead), and another member, following the leader, may answer
+// there: counting its yes for the absent voter makes a majority that is
+// not one, and a deposed leader could serve a stale read.
+func TestNode_ReadYesFromTheMemberAsked(t *testing.T) {
+	var route sync.Map // API address → *member answering there
+	c := mustCluster(t, 3, func(o *cluster.Options) {
+		o.PeerCheck = func(ctx context.Context, api, id string, term uint64, leader string) error {
+			v, ok := route.Load(api)
+			if !ok {
+				return errors.New("connection refused")
+			}
+			m := v.(*member)
+			m.mu.Lock()
+			node := m.node
+			m.mu.Unlock()
+			if node == nil || !node.Follows(id, term, leader) {
+				return errors.New("does not follow")
+			}
+			return nil
+		}
+	})
+	l := c.leader()
+	var fs []*member
+	for _, m := range c.running() {
+		if m != l {
+			fs = append(fs, m)
+		}
+	}
+	a, b := fs[0], fs[1]
+	route.Store(a.opts.APIAddr, a)
+	route.Store(b.opts.APIAddr, b)
+	ctx := testCtx(t)
+	if _, err := l.node.ReadIndex(ctx); err != nil {
+		t.Fatalf("read with both followers answering: %v", err)
+	}
+	// b is gone; a answers at b's recorded address, not at its own.
+	b.stop()
+	route.Delete(a.opts.APIAddr)
+	route.Store(b.opts.APIAddr, a)
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := l.node.ReadIndex(rctx); err == nil {
+		t.Fatalf("the leader confirmed a read with %s's yes counted for %s", a.id, b.id)
 	}
 }
