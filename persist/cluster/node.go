@@ -35,8 +35,8 @@ const (
 	// leader's queue; past it the write was not proposed (a safe failure).
 	applyEnqueueTimeout = 5 * time.Second
 	// logCacheEntries is how many of the newest raft log entries stay in
-	// memory (see Open). An entry is a batch of at most maxBatchWrites
-	// writes, or one import.
+	// memory (see logCache): entries of at most maxCachedEntryBytes, a
+	// batch of at most maxBatchWrites small writes.
 	logCacheEntries = 512
 	// expireInterval is how often the leader looks for expired keys.
 	expireInterval = 100 * time.Millisecond
@@ -272,11 +272,8 @@ func Open(opts Options) (*Node, error) {
 	// the leader reads each entry back to send it to every follower, and
 	// every member reads it back to apply it; without the cache each read
 	// is a bbolt transaction and a msgpack decode.
-	cached, err := raft.NewLogCache(logCacheEntries, logs)
-	if err != nil {
-		return fail(fmt.Errorf("raft log cache: %w", err))
-	}
-	r, err := raft.NewRaft(conf, n.fsm, cached, logs, snaps, transport{n.trans})
+	// Only entries up to maxCachedEntryBytes are kept (see logCache).
+	r, err := raft.NewRaft(conf, n.fsm, newLogCache(logCacheEntries, logs), logs, snaps, transport{n.trans})
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}

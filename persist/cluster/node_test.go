@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -613,5 +615,37 @@ func TestNode_ReadYesFromTheMemberAsked(t *testing.T) {
 	defer cancel()
 	if _, err := l.node.ReadIndex(rctx); err == nil {
 		t.Fatalf("the leader confirmed a read with %s's yes counted for %s", a.id, b.id)
+	}
+}
+
+// TestNode_LogMemoryBounded: large writes are not kept in memory after
+// they are applied. Writing one key over and over with a value near the
+// limit leaves one value in the store; the raft log's in-memory cache of
+// recent entries must not pin every one of them (before, it kept the
+// newest 512 entries whatever their size: up to 512 MiB of 1 MiB values,
+// and batches of up to 1 MiB each).
+func TestNode_LogMemoryBounded(t *testing.T) {
+	// The engine keeps recent changes for watchers, values included, up
+	// to HistoryBytes (by design): keep that small to see the log's share.
+	c := mustCluster(t, 1, func(o *cluster.Options) { o.Engine.HistoryBytes = 1 << 20 })
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	value := strings.Repeat("v", engine.DefaultMaxValueBytes-64)
+	c.put("warm", value)
+	before := heap()
+	const writes = 48
+	for range writes {
+		c.put("big", value)
+	}
+	grew := int64(heap()) - int64(before)
+	t.Logf("heap grew %.1f MiB after %d writes of %d KiB to one key", float64(grew)/(1<<20), writes, len(value)>>10)
+	if limit := int64(writes/3) << 20; grew > limit {
+		t.Errorf("the heap grew %.1f MiB after %d writes of 1 MiB to one key (limit %d MiB): old log entries are kept in memory",
+			float64(grew)/(1<<20), writes, limit>>20)
 	}
 }

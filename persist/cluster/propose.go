@@ -16,8 +16,11 @@ const (
 	// maxBatchWrites bounds how many writes share one raft log entry.
 	maxBatchWrites = 256
 	// maxBatchBytes bounds a batch entry's encoded size; a write larger
-	// than this (an import) goes alone.
-	maxBatchBytes = 1 << 20
+	// than this (a large value, an import) goes alone. 64 KiB holds 256
+	// writes of 100-byte values; it also bounds what one AppendEntries
+	// RPC carries (MaxAppendEntries entries: 32 MiB, not 512 MiB, unless
+	// single writes are larger) and what logCache keeps in memory.
+	maxBatchBytes = 64 << 10
 	// maxInFlight is how many batch entries the leader has proposed and
 	// not yet seen committed at once. While they are out, new writes
 	// gather into the next entry. Measured with 32 writers on 3 members
