@@ -474,8 +474,9 @@ func (n *Node) Follows(memberID string, term uint64, leaderID string) bool {
 }
 
 // confirmByPeers asks the other voters, now, whether they follow this
-// member in its current term; a majority with this member proves it led
-// when the round began.
+// member in its current term; a majority of the latest configuration's
+// voters (this member among them only if it is one) proves it led when
+// the round began.
 func (n *Node) confirmByPeers() error {
 	term := n.raft.CurrentTerm()
 	if n.raft.State() != raft.Leader {
@@ -486,18 +487,27 @@ func (n *Node) confirmByPeers() error {
 		return err
 	}
 	var peers []peer
-	voters := 0
+	voters, self := 0, false
 	apis := n.fsm.memberAPIs()
 	for _, s := range f.Configuration().Servers {
 		if s.Suffrage != raft.Voter {
 			continue
 		}
 		voters++
-		if string(s.ID) != n.opts.ID {
+		if string(s.ID) == n.opts.ID {
+			self = true
+		} else {
 			peers = append(peers, peer{id: string(s.ID), api: apis[string(s.ID)]})
 		}
 	}
-	need := voters/2 + 1 - 1 // this member counts for itself
+	need := voters/2 + 1
+	if self {
+		// This member counts for itself only while the configuration
+		// has it as a voter: a leader removing itself (or demoted) leads
+		// on until the change commits, and a majority of the new
+		// configuration could elect another leader without it.
+		need--
+	}
 	if need > 0 && n.askPeers(peers, need, term) < need {
 		return ErrNotLeader
 	}

@@ -649,3 +649,60 @@ func TestNode_LogMemoryBounded(t *testing.T) {
 			float64(grew)/(1<<20), writes, limit>>20)
 	}
 }
+
+// TestNode_ReadLeaderNotVoter: a leader counts itself toward a read's
+// majority only while the configuration has it as a voter. Removing
+// itself, it leads until the change commits, with a configuration that
+// no longer holds it: here two members, the other stopped, so the change
+// cannot commit; the leader alone is no majority of {the other}, and
+// must not confirm reads. (With four members, the three others could
+// elect a leader while it counted one yes and itself.)
+func TestNode_ReadLeaderNotVoter(t *testing.T) {
+	var byAPI sync.Map // API address → *member
+	c := mustCluster(t, 2, func(o *cluster.Options) {
+		o.PeerCheck = func(ctx context.Context, api, id string, term uint64, leader string) error {
+			v, ok := byAPI.Load(api)
+			if !ok {
+				return errors.New("connection refused")
+			}
+			m := v.(*member)
+			m.mu.Lock()
+			node := m.node
+			m.mu.Unlock()
+			if node == nil || !node.Follows(id, term, leader) {
+				return errors.New("does not follow")
+			}
+			return nil
+		}
+	})
+	for _, m := range c.members {
+		byAPI.Store(m.opts.APIAddr, m)
+	}
+	l := c.leader()
+	ctx := testCtx(t)
+	if _, err := l.node.ReadIndex(ctx); err != nil {
+		t.Fatalf("read with both members: %v", err)
+	}
+	for _, m := range c.running() {
+		if m != l {
+			m.stop()
+		}
+	}
+	go l.node.Remove(ctx, l.id) // cannot commit: ends when l steps down or stops
+	deadline := time.Now().Add(testElection / 2)
+	for {
+		ms, err := l.node.Members()
+		if err == nil && len(ms) == 1 && ms[0].ID != l.id {
+			break // the latest configuration no longer has l
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader's configuration still has it: %+v, %v", ms, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rctx, cancel := context.WithTimeout(ctx, testElection/4)
+	defer cancel()
+	if idx, err := l.node.ReadIndex(rctx); err == nil {
+		t.Fatalf("a leader outside the configuration, its only voter stopped, confirmed a read at %d: %+v", idx, l.node.Status())
+	}
+}
