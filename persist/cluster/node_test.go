@@ -317,20 +317,7 @@ func testLinearizableRead(t *testing.T, peerCheck bool) {
 		if !peerCheck {
 			return
 		}
-		o.PeerCheck = func(ctx context.Context, api, id string, term uint64, leader string) error {
-			v, ok := byAPI.Load(api)
-			if !ok {
-				return errors.New("unknown member")
-			}
-			m := v.(*member)
-			m.mu.Lock()
-			node := m.node
-			m.mu.Unlock()
-			if node == nil || !node.Follows(id, term, leader) {
-				return errors.New("does not follow")
-			}
-			return nil
-		}
+		o.PeerCheck = peerCheckIn(&byAPI)
 	})
 	for _, m := range c.members {
 		byAPI.Store(m.opts.APIAddr, m)
@@ -660,20 +647,7 @@ func TestNode_LogMemoryBounded(t *testing.T) {
 func TestNode_ReadLeaderNotVoter(t *testing.T) {
 	var byAPI sync.Map // API address → *member
 	c := mustCluster(t, 2, func(o *cluster.Options) {
-		o.PeerCheck = func(ctx context.Context, api, id string, term uint64, leader string) error {
-			v, ok := byAPI.Load(api)
-			if !ok {
-				return errors.New("connection refused")
-			}
-			m := v.(*member)
-			m.mu.Lock()
-			node := m.node
-			m.mu.Unlock()
-			if node == nil || !node.Follows(id, term, leader) {
-				return errors.New("does not follow")
-			}
-			return nil
-		}
+		o.PeerCheck = peerCheckIn(&byAPI)
 	})
 	for _, m := range c.members {
 		byAPI.Store(m.opts.APIAddr, m)
@@ -704,5 +678,26 @@ func TestNode_ReadLeaderNotVoter(t *testing.T) {
 	defer cancel()
 	if idx, err := l.node.ReadIndex(rctx); err == nil {
 		t.Fatalf("a leader outside the configuration, its only voter stopped, confirmed a read at %d: %+v", idx, l.node.Status())
+	}
+}
+
+// peerCheckIn answers a leader's read confirmation in process, as
+// GET /v1/cluster/leader-check does over HTTP: the member at the API
+// address (byAPI: address → *member) must be running and follow the
+// leader in the term.
+func peerCheckIn(byAPI *sync.Map) func(ctx context.Context, api, id string, term uint64, leader string) error {
+	return func(ctx context.Context, api, id string, term uint64, leader string) error {
+		v, ok := byAPI.Load(api)
+		if !ok {
+			return errors.New("connection refused")
+		}
+		m := v.(*member)
+		m.mu.Lock()
+		node := m.node
+		m.mu.Unlock()
+		if node == nil || !node.Follows(id, term, leader) {
+			return errors.New("does not follow")
+		}
+		return nil
 	}
 }
