@@ -565,20 +565,7 @@ func TestNode_ReadAsksOnePeerFirst(t *testing.T) {
 func TestNode_ReadYesFromTheMemberAsked(t *testing.T) {
 	var route sync.Map // API address → *member answering there
 	c := mustCluster(t, 3, func(o *cluster.Options) {
-		o.PeerCheck = func(ctx context.Context, api, id string, term uint64, leader string) error {
-			v, ok := route.Load(api)
-			if !ok {
-				return errors.New("connection refused")
-			}
-			m := v.(*member)
-			m.mu.Lock()
-			node := m.node
-			m.mu.Unlock()
-			if node == nil || !node.Follows(id, term, leader) {
-				return errors.New("does not follow")
-			}
-			return nil
-		}
+		o.PeerCheck = peerCheckIn(&route)
 	})
 	l := c.leader()
 	var fs []*member
