@@ -1,5 +1,5 @@
 # Makefile for PyKV. `make check` is the loop a change runs in under a
-# minute (format, vet, staticcheck, templ output, race tests of every package
+# minute (layout, format, vet, staticcheck, templ output, race tests of every package
 # that needs no browser); `make test` is everything CI runs (see .ci/run),
 # layer by layer, and installs what it needs first, so it works on a fresh
 # Debian machine run as root.
@@ -112,7 +112,7 @@ deps-driver: $(NPM_STAMP)
 		{ echo "$(DRIVER): playwright-core is not 1.52.0, which playwright-go v0.5200.1 needs" >&2; exit 1; }
 
 # check is the fast loop: no Chromium, no npm, no built binary. It fails on
-# any file gofmt would change, on go vet (also of the js/wasm build), on
+# a top-level file the layout does not allow, on any file gofmt would change, on go vet (also of the js/wasm build), on
 # staticcheck, on stale templ output, and on the race tests of CHECK_PKGS.
 check: layout-check fmt-check vet staticcheck generate-check test-go
 
