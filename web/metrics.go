@@ -120,7 +120,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // instrument counts and times every request by its route pattern (not its
-// path, which would make one series per key), method (see methodLabel) and
+// path, which would make one series per key), method (see methods) and
 // status. The series a request lands in are looked up once per route,
 // method and status and kept (see routeSeries): prometheus's own lookup
 // hashes the label values on every call, and that was twice per request.
@@ -158,27 +158,11 @@ func (s *server) instrument(next http.Handler) http.Handler {
 var methods = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
 	http.MethodOptions, http.MethodPatch, http.MethodConnect, http.MethodTrace, "other"}
 
-// methodIndex returns the index in methods of m's label.
+// methodIndex returns the index in methods of m's label: its own when it
+// is a standard method, "other"'s when not (a client's "other" included).
 func methodIndex(m string) int {
-	switch m {
-	case http.MethodGet:
-		return 0
-	case http.MethodHead:
-		return 1
-	case http.MethodPost:
-		return 2
-	case http.MethodPut:
-		return 3
-	case http.MethodDelete:
-		return 4
-	case http.MethodOptions:
-		return 5
-	case http.MethodPatch:
-		return 6
-	case http.MethodConnect:
-		return 7
-	case http.MethodTrace:
-		return 8
+	if i := slices.Index(methods[:len(methods)-1], m); i >= 0 {
+		return i
 	}
 	return len(methods) - 1
 }
