@@ -642,7 +642,7 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 		// it: its effect can go straight into v, with no private overlay
 		// to allocate for each write of a commit group.
 		local.overlay, direct = v.overlay, true
-	case v.overlay != nil || len(ops) > 1 || ops[0].Type == OpDeletePrefix:
+	default: // several operations, or a prefix delete
 		local.overlay = make(map[string]*Entry, len(ops))
 	}
 	get := func(key string) *Entry {
@@ -719,7 +719,7 @@ func (s *Store) resolve(ops []Op, now int64, v *view, rev int64, changes []Chang
 		res.Rev = rev - 1
 		return Command{}, res, nil
 	}
-	if !direct && (v.overlay != nil || local.overlay != nil) {
+	if !direct { // local.overlay is private: its effects go into v now
 		for k, e := range local.overlay {
 			v.set(k, e)
 		}
