@@ -556,6 +556,46 @@ func TestNode_ReadAsksOnePeerFirst(t *testing.T) {
 	}
 }
 
+// TestNode_ReadAsksAnotherWhenSlow: a read confirmation that asked one
+// follower asks the other too once the first is slower than a twentieth
+// of the election timeout, so a follower that answers nothing (cut off,
+// paused) slows reads by that much, not by the whole election timeout
+// (after which the round's context has ended and no yes can come).
+func TestNode_ReadAsksAnotherWhenSlow(t *testing.T) {
+	var slow sync.Map // API address → struct{}: never answers
+	var slowAsked atomic.Int64
+	c := mustCluster(t, 3, func(o *cluster.Options) {
+		o.PeerCheck = func(ctx context.Context, api, id string, term uint64, leader string) error {
+			if _, ok := slow.Load(api); ok {
+				slowAsked.Add(1)
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}
+	})
+	l := c.leader()
+	for _, m := range c.running() {
+		if m != l {
+			slow.Store(m.opts.APIAddr, struct{}{})
+			break
+		}
+	}
+	ctx := testCtx(t)
+	const reads = 6 // the peers take turns: half ask the slow one first
+	for i := range reads {
+		rctx, cancel := context.WithTimeout(ctx, testElection/2)
+		_, err := l.node.ReadIndex(rctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("read %d with one follower never answering: %v", i, err)
+		}
+	}
+	if slowAsked.Load() == 0 {
+		t.Fatal("no read asked the slow follower: the test did not exercise asking another")
+	}
+}
+
 // TestNode_ReadYesFromTheMemberAsked: a yes counts for the voter it was
 // asked of only if that voter gave it. A voter's recorded API address
 // can be stale (it moved; followers' addresses are recorded when they
