@@ -103,11 +103,7 @@ func allowedMethods(r *http.Request) string {
 	if rctx == nil || rctx.Routes == nil {
 		return ""
 	}
-	path := r.URL.RawPath
-	if path == "" {
-		path = r.URL.Path
-	}
-	allow := ""
+	path, allow := routingPath(r), ""
 	for _, m := range allowMethods {
 		if rctx.Routes.Match(chi.NewRouteContext(), m, path) {
 			if allow != "" {

@@ -133,12 +133,18 @@ type router struct {
 	kvGet, kvPut, kvDelete http.Handler
 }
 
-func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.RawPath
-	if path == "" {
-		path = r.URL.Path
+// routingPath returns the path chi routes r by: the escaped path when
+// there is one, so that "a%2Fb" stays one segment. The fast path and a
+// 405's Allow must match as chi does, or they would answer differently.
+func routingPath(r *http.Request) string {
+	if r.URL.RawPath != "" {
+		return r.URL.RawPath
 	}
-	if strings.HasPrefix(path, "/v1/kv/") {
+	return r.URL.Path
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(routingPath(r), "/v1/kv/") {
 		var h http.Handler
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
