@@ -18,7 +18,7 @@
 //
 // The raft log and the raft votes live in raft.db (raft-boltdb, bbolt,
 // with its freelist rebuilt on open rather than written on every commit),
-// fsynced on every append, with the newest entries cached in memory; raft
+// fsynced on every append, with the newest entries of up to 64 KiB cached in memory; raft
 // snapshots in snapshots/. They are the only
 // persistence of a member: there is no separate log whose applied position
 // is kept apart from the state. A raft snapshot is one JSON header line
