@@ -63,6 +63,9 @@ func BenchmarkPeers(b *testing.B) {
 	fmt.Printf("peers: load average before: %s", readFileString("/proc/loadavg"))
 
 	pykv := startServer(b, "--fsync", "always", "--auth-token", peerToken)
+	// PROTOTYPE (proto-hotloop): the same binary serving the key routes on
+	// its own connection loop instead of net/http (serve --hot-loop).
+	hot := startServer(b, "--fsync", "always", "--auth-token", peerToken, "--hot-loop")
 	redisPort, webdisPort := freePort(b), freePort(b)
 	redis := startPeer(b, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
 		"--dir", b.TempDir(), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
@@ -81,6 +84,8 @@ func BenchmarkPeers(b *testing.B) {
 	value := strings.Repeat("v", peerValueSize)
 	fillPeer(b, pykv.URL+"/v1/kv/", "PUT", value, map[string]string{"Authorization": "Bearer " + peerToken})
 	fillPeer(b, webdisURL+"/SET/", "PUT", value, nil)
+	fillPeer(b, hot.URL+"/v1/kv/", "PUT", value, map[string]string{"Authorization": "Bearer " + peerToken})
+	hotPID := hot.proc.cmd.Process.Pid
 
 	pykvPID := pykv.proc.cmd.Process.Pid
 	sides := []*side{
@@ -95,6 +100,10 @@ func BenchmarkPeers(b *testing.B) {
 		// A diagnostic, not a peer: the bare handler answering with PyKV's
 		// headers (see startBare).
 		{name: "bare-headers-get", url: bareHeadersURL + "/", method: "GET", cpu: bareCPU},
+		// The prototype's loop (see hot above).
+		{name: "pykv-hot-put", url: hot.URL + "/v1/kv/", method: "PUT", body: value, token: peerToken,
+			cpu: pidCPU(hotPID), metrics: hot.URL + "/metrics", syncPIDs: []int{hotPID}},
+		{name: "pykv-hot-get", url: hot.URL + "/v1/kv/", method: "GET", token: peerToken, cpu: pidCPU(hotPID)},
 	}
 	for _, s := range sides {
 		s.script = writeWrkScript(b, s)
@@ -370,6 +379,12 @@ func report(b *testing.B, sides []*side, rounds, seconds int) {
 		" PyKV's GET is %.2fx of that)\n", bh.rate, bh.rate/bare.rate, us(bh.cpuPerReq), get.rate/bh.rate)
 	fmt.Printf("medians of the per-round ratios (each round's sides ran within seconds of each other): PUT %.2fx, GET %.2fx\n",
 		roundRatio(sides[0].results, sides[1].results), roundRatio(sides[2].results, sides[3].results))
+	hp, hg := med["pykv-hot-put"], med["pykv-hot-get"]
+	fmt.Printf("PROTOTYPE hot loop: durable PUT %.0f/s = %.2fx webdis+Redis (per-round median %.2fx), %.2fx net/http PyKV; p99 %.2f ms; %.1f writes per fsync; %.1f us CPU/PUT\n",
+		hp.rate, hp.rate/redisPut.rate, roundRatio(sides[6].results, sides[1].results), hp.rate/put.rate, ms(hp.p99),
+		writesPerSync(sides[6].results), us(hp.cpuPerReq))
+	fmt.Printf("PROTOTYPE hot loop: GET %.0f/s = %.2fx bare (per-round median %.2fx), %.2fx net/http PyKV; p99 %.2f ms; %.1f us CPU/GET\n",
+		hg.rate, hg.rate/bare.rate, roundRatio(sides[7].results, sides[3].results), hg.rate/get.rate, ms(hg.p99), us(hg.cpuPerReq))
 	b.ReportMetric(put.rate, "put/s")
 	b.ReportMetric(putRatio, "put-x-redis")
 	b.ReportMetric(perFsync, "writes/fsync")

@@ -854,3 +854,79 @@ func (s *Store) mustApply(cmd *Command) {
 		panic("engine: applying a resolved command failed: " + err.Error())
 	}
 }
+
+// Pending is a write handed to the committer by Submit whose answer has
+// not been taken yet (PROTOTYPE, proto-hotloop: a connection loop submits
+// all the writes of a pipelined batch, so they share one group and one
+// fsync, then waits for them in order).
+type Pending struct {
+	s   *Store
+	r   *request
+	op  Op
+	e   Entry
+	err error
+}
+
+// Submit validates op (a put or delete) and queues it for the committer
+// without waiting; Wait gives its answer. Writes submitted by one
+// goroutine are applied in the order submitted. Without a committer the
+// write is done at once.
+func (s *Store) Submit(op Op) Pending {
+	if s.inbox == nil || s.opts.Replicated {
+		e, err := s.Do(op)
+		return Pending{e: e, err: err}
+	}
+	ops := [1]Op{op}
+	if err := s.validateAll(ops[:], 1); err != nil {
+		return Pending{err: err}
+	}
+	r := s.getRequest()
+	r.one[0] = op
+	r.ops = r.one[:]
+	q := s.inbox
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		s.putRequest(r)
+		return Pending{err: ErrClosed}
+	}
+	q.reqs = append(q.reqs, r)
+	signal := len(q.reqs) >= q.want
+	q.mu.Unlock()
+	if signal {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return Pending{s: s, r: r, op: op}
+}
+
+// Wait returns the answer of a write from Submit, as Do would have.
+func (p *Pending) Wait() (Entry, error) {
+	r := p.r
+	if r == nil {
+		return p.e, p.err
+	}
+	p.r = nil
+	<-r.done
+	var res Result
+	if len(r.res.Results) == 1 {
+		res = r.res.Results[0] // a copy: r is about to be reused
+	}
+	rev, err := r.res.Rev, r.err
+	p.s.putRequest(r)
+	if err != nil {
+		if oe, ok := errors.AsType[*OpError](err); ok {
+			return Entry{}, oe.Err
+		}
+		return Entry{}, err
+	}
+	if p.op.Type == OpDelete {
+		if !res.Deleted {
+			return Entry{}, ErrNotFound
+		}
+		return Entry{Key: p.op.Key, ModRev: rev}, nil
+	}
+	return res.Entry, nil
+}

@@ -84,6 +84,36 @@ func (l hostAllowList) hostAllowed(r *http.Request) bool {
 	return false
 }
 
+// hostNameAllowed is hostAllowed for a Host header's value and the
+// address the client connected to (the hot loop's form of it).
+func (l hostAllowList) hostNameAllowed(host string, local netip.Addr) bool {
+	if l.any || host == "" {
+		return true
+	}
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), "."))
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
+		ip = ip.Unmap()
+		if ip.IsLoopback() || (local.IsValid() && local == ip) {
+			return true
+		}
+		return l.names[ip.String()]
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") || l.names[host] {
+		return true
+	}
+	for _, s := range l.suffixes {
+		if strings.HasSuffix(host, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // checkHost refuses, with 421, requests whose Host the server does not
 // answer for (see hostAllowed).
 func (s *server) checkHost(next http.Handler) http.Handler {

@@ -47,6 +47,7 @@ type serveConfig struct {
 	authToken      string
 	readToken      string
 	insecureNoAuth bool
+	hotLoop        bool // PROTOTYPE (proto-hotloop): GET/PUT /v1/kv/{key} without net/http
 	// Cluster mode (set when nodeID is).
 	nodeID         string
 	raftAddr       string
@@ -86,6 +87,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.StringVar(&c.logLevel, "log-level", "info", "least severe log level: debug, info, warn, error")
 	fs.StringVar(&c.authToken, "auth-token", "", "token for reading and writing (prefer PYKV_AUTH_TOKEN: flags show in ps)")
 	fs.StringVar(&c.readToken, "read-token", "", "token for reading only (prefer PYKV_READ_TOKEN)")
+	fs.BoolVar(&c.hotLoop, "hot-loop", false, "PROTOTYPE: serve GET and PUT /v1/kv/{key} on a connection loop without net/http (measurement only)")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", web.DefaultSessionTTL, "how long a dashboard sign-in lasts before the browser must sign in again with the token (1m to 100 years)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this member's ID, unique and fixed for life (empty: a single node)")
@@ -260,6 +262,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	ln = limitConnsPerIP(web.ProblemListener(ln, maxHeaderBytes), c.maxConnsPerIP)
 
 	srv := newHTTPServer(ctx, c, web.Options{Store: db.Store(), DB: db, Logger: logger, Metrics: metrics})
+	if c.hotLoop {
+		o := web.Options{Store: db.Store(), DB: db, Logger: logger, Metrics: metrics}
+		o.MaxBodyBytes, o.MaxImportBytes = c.maxBodyBytes, c.maxImportBytes
+		o.AuthToken, o.ReadToken = c.authToken, c.readToken
+		o.AllowedHosts, o.TrustedProxies = c.allowedHosts, c.trustedProxies
+		o.SessionTTL = c.sessionTTL
+		o.Static = staticFS()
+		o.Watch = web.WatchOptions{AllowedOrigins: c.allowedOrigins}
+		h, loop := web.NewServerHot(o, web.HotLoopTimeouts{Idle: idleTimeout, Header: readHeaderTimeout,
+			Write: writeTimeout, MaxHeaderBytes: maxHeaderBytes})
+		srv.Handler = h
+		real := ln
+		go func() { _ = loop.Serve(real) }()
+		ln = closeBoth{Listener: loop.Listener(real), other: real}
+	}
 
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "PyKV serving %s (data in %s, fsync %s)\n  dashboard  %s/\n  API docs   %s/docs\n",
@@ -364,3 +381,12 @@ func trackUnusedConns(srv *http.Server) (closeUnused func()) {
 		}
 	}
 }
+
+// closeBoth is the hand-off listener of the prototype's loop; closing it
+// closes the real listener too (PROTOTYPE).
+type closeBoth struct {
+	net.Listener
+	other net.Listener
+}
+
+func (c closeBoth) Close() error { _ = c.other.Close(); return c.Listener.Close() }
