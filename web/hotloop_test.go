@@ -39,13 +39,11 @@ func startHotPair(t *testing.T) (hot, ref string) {
 		}
 		return ln
 	}
-	h, loop := web.NewServerHot(open(), web.HotLoopTimeouts{Idle: time.Minute, Header: 5 * time.Second,
-		Write: time.Minute, MaxHeaderBytes: 64 << 10})
 	hln := listen()
-	hsrv := &http.Server{Handler: h}
+	loop := web.NewHotLoop(open(), &http.Server{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
+		WriteTimeout: time.Minute, MaxHeaderBytes: 64 << 10})
 	go func() { _ = loop.Serve(hln) }()
-	go func() { _ = hsrv.Serve(loop.Listener(hln)) }()
-	t.Cleanup(func() { _ = hln.Close(); _ = hsrv.Close() })
+	t.Cleanup(func() { _ = loop.Close() })
 
 	rln := listen()
 	rsrv := &http.Server{Handler: web.NewServer(open())}
