@@ -106,7 +106,9 @@ type HotLoop struct {
 	conns    map[*hotConn]struct{}
 
 	// hook, when set (tests), runs before each request the loop answers.
-	hook func(key string)
+	hook func(cn *hotConn, r *hotReq)
+	// handoffs counts the connections handed to the http.Server (tests).
+	handoffs atomic.Int64
 }
 
 // NewHotLoop returns the loop serving opts's API with srv: it sets
@@ -309,6 +311,7 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 // handOff gives c to the http.Server, with pending, bytes read from it and
 // not answered, to be read first. The deadlines are the server's to set.
 func (l *HotLoop) handOff(c net.Conn, pending []byte) {
+	l.handoffs.Add(1)
 	_ = c.SetDeadline(time.Time{})
 	if len(pending) > 0 {
 		c = &prefixConn{Conn: c, pending: bytes.Clone(pending)}
@@ -324,9 +327,8 @@ func (l *HotLoop) handOff(c net.Conn, pending []byte) {
 type hotReq struct {
 	put       bool
 	key       string
-	value     string // a PUT's body, copied out of the read buffer (fast PUTs)
 	host      string
-	token     string // points into the read buffer: used before it moves
+	token     string // points into the read buffer: used before it moves (then cleared)
 	hasAuth   bool
 	bodyLen   int
 	closeConn bool
@@ -506,9 +508,7 @@ func (cn *hotConn) take() (used, need int, headDone bool) {
 			}
 			// The head is complete, the body is not: wait for it only
 			// when the loop will take it.
-			r.fast = cn.fastAllowed(&r)
-			r.token = ""
-			if r.fast && r.bodyLen <= cn.maxValue {
+			if cn.fastAllowed(&r) && r.bodyLen <= cn.maxValue {
 				head := bytes.Index(cn.buf[used:], crlfcrlf) + 4
 				return used, head + r.bodyLen + hotBufSlack, true
 			}
@@ -521,11 +521,6 @@ func (cn *hotConn) take() (used, need int, headDone bool) {
 			return len(cn.buf), 0, false
 		}
 		r.n = n
-		r.fast = cn.fastAllowed(&r)
-		r.token = ""
-		if r.fast && r.put && r.bodyLen <= cn.maxValue {
-			r.value = string(cn.buf[used+n-r.bodyLen : used+n])
-		}
 		cn.batch = append(cn.batch, r)
 		used += n
 		if r.closeConn {
@@ -590,12 +585,16 @@ func (cn *hotConn) answer() {
 			return
 		}
 		if l.hook != nil {
-			l.hook(r.key)
+			l.hook(cn, r)
 		}
 		r.start = time.Now()
-		if r.put && r.fast && !r.short && r.bodyLen <= cn.maxValue {
-			r.pending = l.s.store.Submit(engine.Op{Type: engine.OpPut, Key: r.key, Value: r.value})
-			r.value = ""
+		// Checked now, not as parsed: a wrong token earlier in the batch
+		// may have brought the client's rate limit into force.
+		r.fast = !r.short && cn.fastAllowed(r)
+		r.token = ""
+		if r.put && r.fast && r.bodyLen <= cn.maxValue {
+			v := string(cn.buf[r.at+r.n-r.bodyLen : r.at+r.n])
+			r.pending = l.s.store.Submit(engine.Op{Type: engine.OpPut, Key: r.key, Value: v})
 			continue
 		}
 		cn.answerPuts(from, i)
@@ -759,8 +758,10 @@ func (b *countingBody) Close() error { return b.r.Close() }
 // renderByHandler answers r through the whole handler chain into a
 // recorder, as the http.Server would have answered it, and decides as
 // net/http does whether the connection closes after it: asked by the
-// client, a body cut off at the limit (413) or not all read, or more than
-// maxPostHandlerRead of it left unread. ok is false if http.ReadRequest
+// client, or with more than maxPostHandlerRead of the body left unread or
+// a body the loop did not read at all (short). (A 413 keeps the connection
+// as net/http does: the chain's ResponseWriter wrappers hide the limit
+// from it, and the body, read to the limit, is then read to the end.) ok is false if http.ReadRequest
 // refuses r's bytes (then net/http must have them).
 func (cn *hotConn) renderByHandler(r *hotReq) (ok, closing bool) {
 	req, body := cn.request(r)
@@ -770,7 +771,7 @@ func (cn *hotConn) renderByHandler(r *hotReq) (ok, closing bool) {
 	rec := newHotRecorder()
 	cn.l.h.ServeHTTP(rec, req)
 	unread := req.ContentLength - body.n
-	closing = r.closeConn || r.short || rec.code == http.StatusRequestEntityTooLarge || unread >= maxPostHandlerRead
+	closing = r.closeConn || r.short || unread >= maxPostHandlerRead
 	cn.appendRecorded(rec, closing)
 	cn.maybeFlush()
 	return true, closing
@@ -979,6 +980,9 @@ func (cn *hotConn) setWriteDeadline() {
 // the client has read the answer.
 func (cn *hotConn) linger(unread bool) {
 	if unread {
+		if cw, ok := cn.c.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite() // the client sees the end at once
+		}
 		_ = cn.c.SetReadDeadline(time.Now().Add(lingerTime))
 		_, _ = io.CopyN(io.Discard, cn.c, 4<<20)
 	}
