@@ -25,3 +25,10 @@ func SetHotLoopHook(l *HotLoop, f func(key string, readCap, outCap int)) {
 
 // HotLoopHandoffs returns how many connections l has handed to net/http.
 func HotLoopHandoffs(l *HotLoop) int64 { return l.handoffs.Load() }
+
+// HotLoopConns returns how many connections l is serving itself.
+func HotLoopConns(l *HotLoop) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}

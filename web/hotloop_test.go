@@ -3,6 +3,7 @@ package web_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,9 +42,15 @@ type hotEnv struct {
 // auth is set.
 func openHotEnv(t *testing.T, dir string, auth bool, log *slog.Logger) *hotEnv {
 	t.Helper()
+	return openHotEnvMax(t, dir, auth, log, hotMaxValue)
+}
+
+// openHotEnvMax is openHotEnv with values up to maxValue bytes.
+func openHotEnvMax(t *testing.T, dir string, auth bool, log *slog.Logger, maxValue int) *hotEnv {
+	t.Helper()
 	m := web.NewMetrics()
 	db, err := persist.Open(dir, persist.Options{Sync: persist.SyncAlways, SyncObserver: m.ObserveFsync,
-		Engine: engine.Options{MaxValueBytes: hotMaxValue}})
+		Engine: engine.Options{MaxValueBytes: maxValue}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,4 +358,344 @@ func requestSeries(t *testing.T, addr string) string {
 		t.Fatalf("no request series in /metrics:\n%s", b)
 	}
 	return strings.Join(keep, "\n")
+}
+
+// closedWithin reads from c until it is closed and returns how long that
+// took from start; it fails the test if c is still open after limit.
+func closedWithin(t *testing.T, c net.Conn, start time.Time, limit time.Duration) time.Duration {
+	t.Helper()
+	_ = c.SetReadDeadline(start.Add(limit))
+	_, err := io.Copy(io.Discard, c)
+	took := time.Since(start)
+	if err != nil && !isReset(err) {
+		t.Fatalf("connection still open after %v (%v)", took, err)
+	}
+	return took
+}
+
+// TestHotLoop_Timeouts: the loop keeps the http.Server's timeouts. A head
+// that never ends (slowloris), even trickled a byte at a time, is cut off
+// ReadHeaderTimeout after its first byte; a body that never ends,
+// ReadTimeout after its first byte; an idle keep-alive connection after
+// IdleTimeout. Every limit is far below the others, so each test can only
+// pass by the limit it names.
+func TestHotLoop_Timeouts(t *testing.T) {
+	const short = 300 * time.Millisecond
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	long := time.Minute
+	cases := []struct {
+		name string
+		srv  *http.Server
+		send func(c net.Conn)
+	}{
+		{"HeaderNeverEnds", &http.Server{ReadHeaderTimeout: short, ReadTimeout: long, IdleTimeout: long},
+			func(c net.Conn) { _, _ = io.WriteString(c, "GET /v1/kv/a HTTP/1.1\r\nHost: 127.0.0.1\r\n") }},
+		{"HeaderTrickled", &http.Server{ReadHeaderTimeout: short, ReadTimeout: long, IdleTimeout: long},
+			func(c net.Conn) {
+				for _, b := range []byte("GET /v1/kv/a HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") {
+					if _, err := c.Write([]byte{b}); err != nil {
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}},
+		{"HeaderAfterAnswer", &http.Server{ReadHeaderTimeout: short, ReadTimeout: long, IdleTimeout: long},
+			func(c net.Conn) {
+				// A whole request, then half of the next in the same write.
+				_, _ = io.WriteString(c, req("PUT", "/v1/kv/a", "v")+"GET /v1/kv/a HTTP/1.1\r\n")
+			}},
+		{"BodyNeverEnds", &http.Server{ReadHeaderTimeout: long, ReadTimeout: short, IdleTimeout: long},
+			func(c net.Conn) {
+				_, _ = io.WriteString(c, "PUT /v1/kv/a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nabc")
+			}},
+		{"Idle", &http.Server{ReadHeaderTimeout: long, ReadTimeout: long, IdleTimeout: short},
+			func(c net.Conn) { _, _ = io.WriteString(c, req("PUT", "/v1/kv/a", "v")) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startHot(t, env.opts, tc.srv)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			start := time.Now()
+			go tc.send(c)
+			if took := closedWithin(t, c, start, 20*time.Second); took < short || took > 10*time.Second {
+				t.Errorf("closed after %v, want %v (and far less than %v)", took, short, long)
+			}
+		})
+	}
+}
+
+// TestHotLoop_WriteTimeout: a client that pipelines GETs of a big value
+// and never reads is cut off after WriteTimeout, not held forever.
+func TestHotLoop_WriteTimeout(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	if _, err := env.db.Store().Put("v", strings.Repeat("v", hotMaxValue)); err != nil {
+		t.Fatal(err)
+	}
+	loop, addr := startHot(t, env.opts, &http.Server{WriteTimeout: 300 * time.Millisecond, IdleTimeout: time.Minute})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	// About 100 MB of answers: far more than the socket buffers hold.
+	go func() {
+		r := req("GET", "/v1/kv/v", "")
+		for range 100 {
+			if _, err := io.WriteString(c, strings.Repeat(r, 1000)); err != nil {
+				return
+			}
+		}
+	}()
+	waitConns(t, loop, 1, "the connection to be served")
+	waitConns(t, loop, 0, "the connection of a client that does not read to be closed (WriteTimeout 300ms)")
+}
+
+// waitConns waits up to 20 s for loop to serve n connections itself.
+func waitConns(t *testing.T, loop *web.HotLoop, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for web.HotLoopConns(loop) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20 s for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// bufRecorder records the loop's buffer sizes at each request (SetHotLoopHook).
+type bufRecorder struct {
+	mu      sync.Mutex
+	readCap map[string][]int
+	maxOut  int
+}
+
+func (b *bufRecorder) hook(key string, readCap, outCap int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.readCap[key] = append(b.readCap[key], readCap)
+	b.maxOut = max(b.maxOut, outCap)
+}
+
+// roundTrip sends r on c and reads its answer's status.
+func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader, r string) int {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, r); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestHotLoop_BoundedBuffers: the read buffer grows for a big request only
+// as far as the largest request allowed, and shrinks back after it;
+// pipelined GETs of big values are written out every 64 KiB or so instead
+// of gathering all the answers in one buffer.
+func TestHotLoop_BoundedBuffers(t *testing.T) {
+	const maxValue, maxHeader = 256 << 10, 16 << 10
+	env := openHotEnvMax(t, t.TempDir(), false, nil, maxValue)
+	rec := &bufRecorder{readCap: map[string][]int{}}
+	_, addr := startHot(t, env.opts, &http.Server{MaxHeaderBytes: maxHeader, IdleTimeout: time.Minute},
+		func(l *web.HotLoop) { web.SetHotLoopHook(l, rec.hook) })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	if code := roundTrip(t, c, br, req("PUT", "/v1/kv/big", strings.Repeat("b", maxValue))); code != http.StatusCreated {
+		t.Fatalf("PUT of %d bytes: %d", maxValue, code)
+	}
+	if code := roundTrip(t, c, br, req("PUT", "/v1/kv/mid", strings.Repeat("m", 60<<10))); code != http.StatusCreated {
+		t.Fatalf("PUT of 60 KiB: %d", code)
+	}
+	if code := roundTrip(t, c, br, req("GET", "/v1/kv/small", "")); code != http.StatusNotFound {
+		t.Fatalf("GET small: %d", code)
+	}
+	// 100 pipelined GETs of 60 KiB: 6 MB of answers.
+	go func() { _, _ = io.WriteString(c, strings.Repeat(req("GET", "/v1/kv/mid", ""), 100)) }()
+	for i := range 100 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("pipelined GET %d: %v", i, err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || n != 60<<10 {
+			t.Fatalf("pipelined GET %d: %d, %d bytes", i, resp.StatusCode, n)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	limit := maxHeader + maxValue + 16<<10
+	if got := rec.readCap["big"]; len(got) != 1 || got[0] < maxValue || got[0] > limit {
+		t.Errorf("read buffer for a %d-byte PUT: %v bytes, want between %d and %d", maxValue, got, maxValue, limit)
+	}
+	if got := rec.readCap["small"]; len(got) != 1 || got[0] > 4096 {
+		t.Errorf("read buffer after the big requests: %v bytes, want it back to 4096", got)
+	}
+	if rec.maxOut > 256<<10 {
+		t.Errorf("output buffer grew to %d bytes for pipelined GETs of 60 KiB, want it written every 64 KiB", rec.maxOut)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestHotLoop_PanicClosesOnlyItsConnection: a panic while the loop answers
+// a request is logged with its stack and closes that connection; the
+// server and its other connections go on.
+func TestHotLoop_PanicClosesOnlyItsConnection(t *testing.T) {
+	var logs syncBuffer
+	env := openHotEnv(t, t.TempDir(), false, slog.New(slog.NewTextHandler(&logs, nil)))
+	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) {
+		web.SetHotLoopHook(l, func(key string, _, _ int) {
+			if key == "boom" {
+				panic("planted panic for key boom")
+			}
+		})
+	})
+	other, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	obr := bufio.NewReader(other)
+	if code := roundTrip(t, other, obr, req("PUT", "/v1/kv/a", "1")); code != http.StatusCreated {
+		t.Fatalf("PUT a: %d", code)
+	}
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, req("GET", "/v1/kv/boom", "")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(c); len(b) != 0 || (err != nil && !isReset(err)) {
+		t.Fatalf("the panicking request's connection: read %q, %v; want it closed without an answer", b, err)
+	}
+	if l := logs.String(); !strings.Contains(l, "planted panic for key boom") || !strings.Contains(l, "runtime/debug.Stack") {
+		t.Errorf("log has no panic with its stack:\n%s", l)
+	}
+	if code := roundTrip(t, other, obr, req("GET", "/v1/kv/a", "")); code != http.StatusOK {
+		t.Fatalf("GET a on the other connection after the panic: %d", code)
+	}
+	waitConns(t, loop, 1, "the panicking connection to be dropped")
+}
+
+// TestHotLoop_Shutdown: Shutdown closes idle connections at once, answers
+// a batch in progress (its PUTs durable and acknowledged) and closes its
+// connection after, refuses new connections, and returns once every
+// connection is closed. After a restart the acknowledged writes are there
+// and the one sent after the shutdown began, not acknowledged, is not.
+func TestHotLoop_Shutdown(t *testing.T) {
+	dir := t.TempDir()
+	env := openHotEnv(t, dir, false, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) {
+		web.SetHotLoopHook(l, func(key string, _, _ int) {
+			if key == "inflight" {
+				close(entered)
+				<-release
+			}
+		})
+	})
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	ibr := bufio.NewReader(idle)
+	if code := roundTrip(t, idle, ibr, req("PUT", "/v1/kv/before", "b")); code != http.StatusCreated {
+		t.Fatalf("PUT before: %d", code)
+	}
+	busy, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	// One batch: two PUTs, the first held in the loop until released.
+	if _, err := io.WriteString(busy, req("PUT", "/v1/kv/inflight", "i")+req("PUT", "/v1/kv/inflight2", "j")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		shut <- loop.Shutdown(ctx)
+	}()
+	closedWithin(t, idle, time.Now(), 10*time.Second) // the idle connection, at once
+	if _, err := io.WriteString(idle, req("PUT", "/v1/kv/late", "l")); err == nil {
+		if resp, err := http.ReadResponse(ibr, nil); err == nil {
+			t.Fatalf("a PUT sent on a connection closed by Shutdown was answered %d", resp.StatusCode)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("a new connection was accepted after Shutdown began")
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) while a batch was in progress", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	close(release)
+	_ = busy.SetReadDeadline(time.Now().Add(10 * time.Second))
+	bbr := bufio.NewReader(busy)
+	for _, key := range []string{"inflight", "inflight2"} {
+		resp, err := http.ReadResponse(bbr, nil)
+		if err != nil {
+			t.Fatalf("PUT %s in progress at shutdown: %v", key, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("PUT %s in progress at shutdown: %d", key, resp.StatusCode)
+		}
+	}
+	closedWithin(t, busy, time.Now(), 10*time.Second)
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+
+	if err := env.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := openHotEnv(t, dir, false, nil)
+	for key, want := range map[string]bool{"before": true, "inflight": true, "inflight2": true, "late": false} {
+		_, err := again.db.Store().Get(key)
+		if got := err == nil; got != want {
+			t.Errorf("after restart, %s present %v, want %v (%v)", key, got, want, err)
+		}
+	}
 }
