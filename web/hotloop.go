@@ -327,8 +327,8 @@ func (l *HotLoop) handOff(c net.Conn, pending []byte) {
 type hotReq struct {
 	put       bool
 	key       string
-	host      string
-	token     string // points into the read buffer: used before it moves (then cleared)
+	host      string // host and token may point into the read buffer:
+	token     string // used before it changes, then cleared
 	hasAuth   bool
 	bodyLen   int
 	closeConn bool
@@ -435,7 +435,7 @@ func (cn *hotConn) serve() {
 			return
 		}
 		if cn.closeAfter {
-			cn.linger(len(cn.buf) > used || cn.lastShort())
+			cn.linger(cn.lastShort())
 			return
 		}
 		cn.shrinkOut()
@@ -493,6 +493,9 @@ func (cn *hotConn) untrackForHandOff() {
 // request's head is complete (its body is what is awaited).
 func (cn *hotConn) take() (used, need int, headDone bool) {
 	l := cn.l
+	if cap(cn.batch) > 256 {
+		cn.batch = nil // a burst's array is not kept for good
+	}
 	cn.batch = cn.batch[:0]
 	cn.closeAfter = false
 	for used < len(cn.buf) {
@@ -591,7 +594,7 @@ func (cn *hotConn) answer() {
 		// Checked now, not as parsed: a wrong token earlier in the batch
 		// may have brought the client's rate limit into force.
 		r.fast = !r.short && cn.fastAllowed(r)
-		r.token = ""
+		r.token, r.host = "", "" // they may point into the buffer
 		if r.put && r.fast && r.bodyLen <= cn.maxValue {
 			v := string(cn.buf[r.at+r.n-r.bodyLen : r.at+r.n])
 			r.pending = l.s.store.Submit(engine.Op{Type: engine.OpPut, Key: r.key, Value: v})
@@ -975,9 +978,10 @@ func (cn *hotConn) setWriteDeadline() {
 }
 
 // linger closes the connection after its last answer; with request bytes
-// left unread (a body the loop refused), it reads them away for up to
-// lingerTime first, so that closing does not reset the connection before
-// the client has read the answer.
+// left unread on the socket (a body the loop refused), it reads them away
+// for up to lingerTime first, so that closing does not reset the
+// connection before the client has read the answer (net/http's
+// closeWriteAndWait).
 func (cn *hotConn) linger(unread bool) {
 	if unread {
 		if cw, ok := cn.c.(interface{ CloseWrite() error }); ok {
