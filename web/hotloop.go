@@ -171,7 +171,7 @@ func (l *HotLoop) serveConn(c net.Conn) {
 		for used < len(buf) && !closeConn {
 			batch = append(batch, hotReq{at: used})
 			r := &batch[len(batch)-1]
-			n, status := l.parse(buf[used:], r)
+			n, status := parseHot(buf[used:], l.t.MaxHeaderBytes, r)
 			if status == parseShort {
 				batch = batch[:len(batch)-1]
 				break
@@ -181,7 +181,7 @@ func (l *HotLoop) serveConn(c net.Conn) {
 				handOff = true
 				break
 			}
-			r.token = "" // it points into buf
+			r.token, r.host = "", "" // they point into buf
 			if r.put {
 				r.value = string(buf[used+n-r.bodyLen : used+n])
 			}
