@@ -254,8 +254,8 @@ func hotHeaderLine(line []byte, complete bool, r *hotReq, seen *[hdrAccept + 1]b
 			return false
 		}
 		for _, h := range hotHeaders {
-			if hasPrefixFold(h.name, line) {
-				return true
+			if hasPrefixFold(h.name, line) && (h.kind == hdrIgnored || !seen[h.kind]) {
+				return true // the start of a header it may still take
 			}
 		}
 		return false
