@@ -325,14 +325,17 @@ func (o *hotOracle) checkShort(t *testing.T, b []byte, n int) {
 			return // a long body: its head is checked with a short one by the fuzzer
 		}
 		full := append(bytes.Clone(b), bytes.Repeat([]byte("v"), n-len(b))...)
-		if m, st, _ := parseHotCopy(t, full, hotTestMaxHead); st != parseOK || m != n {
+		m, st, r := parseHotCopy(t, full, hotTestMaxHead)
+		if st != parseOK || m != n {
 			t.Fatalf("parseHot(%q) is short of %d bytes, but with them it gives %d, %v", b, n, m, st)
 		}
+		o.checkOK(t, full, m, &r) // and net/http reads it so too
 		return
 	}
 	if c, ok := completeHot(b); ok {
-		if testing.Verbose() {
-			t.Logf("%q completed by %q", b, c)
+		full := append(bytes.Clone(b), c...)
+		if m, st, r := parseHotCopy(t, full, hotTestMaxHead); st == parseOK {
+			o.checkOK(t, full, m, &r)
 		}
 		return
 	}
@@ -396,6 +399,10 @@ var hotSeeds = []struct {
 	{"key with sub-delims", "PUT /v1/kv/a!$&'()*+,;=:@~_.-z HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", parseOK},
 	{"GET Content-Length 0", "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", parseOK},
 	{"IPv6 host", "GET /v1/kv/a HTTP/1.1\r\nHost: [::1]\r\n\r\n", parseOK},
+	{"odd host", "GET /v1/kv/a HTTP/1.1\r\nHost: [:-.]\r\n\r\n", parseOK},
+	{"no spaces", "PUT /v1/kv/a HTTP/1.1\r\nHost:h\r\nAccept:*/*\r\nContent-Length:1\r\nAuthorization:Bearer =\r\n\r\nx", parseOK},
+	{"long key", "GET /v1/kv/" + strings.Repeat("k", 900) + " HTTP/1.1\r\nHost: h\r\n\r\n", parseOK},
+	{"ignored headers twice", "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\nUser-Agent: a\r\nUser-Agent: b\r\nAccept-Language: en, fr;q=0.5\r\n\r\n", parseOK},
 
 	// Not yet whole.
 	{"empty", "", parseShort},
@@ -578,6 +585,9 @@ func TestParseHot_Limits(t *testing.T) {
 		return []byte("GET /v1/kv/a HTTP/1.1\r\nHost: h\r\n" + strings.Repeat("User-Agent: u\r\n", n-1) + "\r\n")
 	}
 	var r hotReq
+	if _, st := parseHot(headers(2), 0, &r); st != parseOK {
+		t.Errorf("maxHeaderBytes 0 (net/http's default): %v, want served", st)
+	}
 	if _, st := parseHot(headers(hotMaxHeaders), 1<<20, &r); st != parseOK {
 		t.Errorf("%d headers: %v, want served", hotMaxHeaders, st)
 	}
@@ -636,5 +646,22 @@ func BenchmarkHotParse(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestLookupHotHeader checks the length-indexed lookup finds every name of
+// hotHeaders, in any case, and nothing else of the same lengths.
+func TestLookupHotHeader(t *testing.T) {
+	for _, h := range hotHeaders {
+		for _, name := range []string{h.name, strings.ToUpper(h.name), strings.ToUpper(h.name[:1]) + h.name[1:]} {
+			if kind, ok := lookupHotHeader([]byte(name)); !ok || kind != h.kind {
+				t.Errorf("lookupHotHeader(%q) = %v, %v; want %v", name, kind, ok, h.kind)
+			}
+		}
+		other := []byte(h.name)
+		other[len(other)-1] ^= 1
+		if _, ok := lookupHotHeader(other); ok {
+			t.Errorf("lookupHotHeader(%q) found a header", other)
+		}
 	}
 }
