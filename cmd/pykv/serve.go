@@ -47,7 +47,7 @@ type serveConfig struct {
 	authToken      string
 	readToken      string
 	insecureNoAuth bool
-	hotLoop        bool // PROTOTYPE (proto-hotloop): GET/PUT /v1/kv/{key} without net/http
+	hotLoop        bool // GET and PUT /v1/kv/{key} on web.HotLoop (default); false: net/http for everything
 	// Cluster mode (set when nodeID is).
 	nodeID         string
 	raftAddr       string
@@ -87,7 +87,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.StringVar(&c.logLevel, "log-level", "info", "least severe log level: debug, info, warn, error")
 	fs.StringVar(&c.authToken, "auth-token", "", "token for reading and writing (prefer PYKV_AUTH_TOKEN: flags show in ps)")
 	fs.StringVar(&c.readToken, "read-token", "", "token for reading only (prefer PYKV_READ_TOKEN)")
-	fs.BoolVar(&c.hotLoop, "hot-loop", false, "PROTOTYPE: serve GET and PUT /v1/kv/{key} on a connection loop without net/http (measurement only)")
+	fs.BoolVar(&c.hotLoop, "hot-loop", true, "serve GET and PUT /v1/kv/{key} on PyKV's own connection loop, everything else through net/http; false: net/http for every request (for diagnosis)")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", web.DefaultSessionTTL, "how long a dashboard sign-in lasts before the browser must sign in again with the token (1m to 100 years)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this member's ID, unique and fixed for life (empty: a single node)")
@@ -262,21 +262,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	ln = limitConnsPerIP(web.ProblemListener(ln, maxHeaderBytes), c.maxConnsPerIP)
 
 	srv := newHTTPServer(ctx, c, web.Options{Store: db.Store(), DB: db, Logger: logger, Metrics: metrics})
-	if c.hotLoop {
-		o := web.Options{Store: db.Store(), DB: db, Logger: logger, Metrics: metrics}
-		o.MaxBodyBytes, o.MaxImportBytes = c.maxBodyBytes, c.maxImportBytes
-		o.AuthToken, o.ReadToken = c.authToken, c.readToken
-		o.AllowedHosts, o.TrustedProxies = c.allowedHosts, c.trustedProxies
-		o.SessionTTL = c.sessionTTL
-		o.Static = staticFS()
-		o.Watch = web.WatchOptions{AllowedOrigins: c.allowedOrigins}
-		h, loop := web.NewServerHot(o, web.HotLoopTimeouts{Idle: idleTimeout, Header: readHeaderTimeout,
-			Write: writeTimeout, MaxHeaderBytes: maxHeaderBytes})
-		srv.Handler = h
-		real := ln
-		go func() { _ = loop.Serve(real) }()
-		ln = closeBoth{Listener: loop.Listener(real), other: real}
-	}
 
 	base := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "PyKV serving %s (data in %s, fsync %s)\n  dashboard  %s/\n  API docs   %s/docs\n",
@@ -287,11 +272,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return serveUntilDone(ctx, srv, ln, closeDB, logger)
 }
 
+// httpServer is what serveUntilDone runs: an *http.Server, or the hot loop
+// in front of one (web.HotLoop), which serves, shuts down and closes the
+// same way.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
 // newHTTPServer builds the HTTP server both modes run: o names the store
 // (a single node's or a cluster member's) and the logger and metrics; the
 // limits, tokens, host and origin rules and timeouts come from c, so a flag
-// added here reaches both modes.
-func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) *http.Server {
+// added here reaches both modes. With --hot-loop (the default) GET and PUT
+// of a key are served by web.HotLoop, with the same timeouts, and every
+// other request (every request in cluster mode or with --log-level debug,
+// which the loop leaves to net/http) by the http.Server.
+func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) httpServer {
 	o.MaxBodyBytes, o.MaxImportBytes = c.maxBodyBytes, c.maxImportBytes
 	o.AuthToken, o.ReadToken = c.authToken, c.readToken
 	o.AllowedHosts, o.TrustedProxies = c.allowedHosts, c.trustedProxies
@@ -299,7 +296,6 @@ func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) *http.Serv
 	o.Static = staticFS()
 	o.Watch = web.WatchOptions{AllowedOrigins: c.allowedOrigins}
 	srv := &http.Server{
-		Handler:           web.NewServer(o),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -310,13 +306,19 @@ func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) *http.Serv
 	}
 	// Shutdown runs this once it has closed the listener.
 	srv.RegisterOnShutdown(trackUnusedConns(srv))
+	if c.hotLoop {
+		return web.NewHotLoop(o, srv) // sets srv.Handler
+	}
+	srv.Handler = web.NewServer(o)
 	return srv
 }
 
 // serveUntilDone serves on ln until ctx is cancelled, then shuts down in
-// order: stop accepting, let requests in flight finish (up to
-// shutdownTimeout), then closeStore, whose error is the command's.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, closeStore func() error, logger *slog.Logger) error {
+// order: stop accepting, close idle connections, let requests in flight
+// finish (up to shutdownTimeout; the hot loop's pipelined batches are
+// answered, their writes awaited), then closeStore, whose error is the
+// command's.
+func serveUntilDone(ctx context.Context, srv httpServer, ln net.Listener, closeStore func() error, logger *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -381,12 +383,3 @@ func trackUnusedConns(srv *http.Server) (closeUnused func()) {
 		}
 	}
 }
-
-// closeBoth is the hand-off listener of the prototype's loop; closing it
-// closes the real listener too (PROTOTYPE).
-type closeBoth struct {
-	net.Listener
-	other net.Listener
-}
-
-func (c closeBoth) Close() error { _ = c.other.Close(); return c.Listener.Close() }
