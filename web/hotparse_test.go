@@ -57,7 +57,6 @@ func newHotOracle(tb testing.TB) *hotOracle {
 			defer c.mu.Unlock()
 			c.seen = append(c.seen, seenRequest{r: r, body: body, err: err})
 		}),
-		ErrorLog: nil,
 	}
 	ln := &chanListener{conns: o.conns, done: make(chan struct{})}
 	go func() { _ = o.srv.Serve(ln) }()
@@ -150,7 +149,9 @@ var inertHeaders = map[string]bool{
 	"User-Agent": true, "Content-Type": true, "Accept-Encoding": true, "Accept-Language": true,
 }
 
-// parse runs parseHot on a copy of b, checking it did not change b.
+// parseHotCopy runs parseHot on a copy of b, checking it did not change
+// b and, on a hand-off, consumed nothing: all a hand-off needs to be safe,
+// as net/http then reads the bytes as if the loop were not there.
 func parseHotCopy(t *testing.T, b []byte, maxHead int) (int, parseStatus, hotReq) {
 	t.Helper()
 	c := bytes.Clone(b)
