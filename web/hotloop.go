@@ -327,8 +327,8 @@ func (l *HotLoop) handOff(c net.Conn, pending []byte) {
 type hotReq struct {
 	put       bool
 	key       string
-	host      string // host and token may point into the read buffer:
-	token     string // used before it changes, then cleared
+	host      string // points into the read buffer, as token does
+	token     string // points into the read buffer: used before it moves (then cleared)
 	hasAuth   bool
 	bodyLen   int
 	closeConn bool
@@ -337,6 +337,7 @@ type hotReq struct {
 	n     int  // its length in the buffer: all of it, or (short) the bytes there
 	fast  bool // Host and token allow it (see fastAllowed): the loop may answer it itself
 	short bool // its body is not all read: answered from the head, then the connection closes
+	head  int  // a short request's head length
 
 	start   time.Time
 	pending engine.Pending
@@ -500,25 +501,24 @@ func (cn *hotConn) take() (used, need int, headDone bool) {
 	cn.closeAfter = false
 	for used < len(cn.buf) {
 		r := hotReq{at: used}
-		n, st := l.parse(cn.buf[used:], &r)
+		n, st := parseHot(cn.buf[used:], l.t.MaxHeaderBytes, &r)
 		switch st {
 		case parseHandOff:
 			cn.batch = append(cn.batch, hotReq{at: used, n: -1}) // hand off from here
 			return used, 0, false
 		case parseShort:
-			if r.key == "" {
+			if n == 0 {
 				return used, 0, false // the head is still coming
 			}
-			// The head is complete, the body is not: wait for it only
-			// when the loop will take it.
+			// The head is complete (n is the whole request's length), the
+			// body is not: wait for it only when the loop will take it.
 			if cn.fastAllowed(&r) && r.bodyLen <= cn.maxValue {
-				head := bytes.Index(cn.buf[used:], crlfcrlf) + 4
-				return used, head + r.bodyLen + hotBufSlack, true
+				return used, n + hotBufSlack, true
 			}
 			// Refused, or too large: answered from the head now (the
 			// handlers refuse before reading the body, and stop reading
 			// at the limit), and the connection closed after.
-			r.short, r.n = true, len(cn.buf)-used
+			r.short, r.n, r.head = true, len(cn.buf)-used, n-r.bodyLen
 			cn.batch = append(cn.batch, r)
 			cn.closeAfter = true
 			return len(cn.buf), 0, false
@@ -533,8 +533,6 @@ func (cn *hotConn) take() (used, need int, headDone bool) {
 	}
 	return used, 0, false
 }
-
-var crlfcrlf = []byte("\r\n\r\n")
 
 // fastAllowed reports whether the chain's checks would let r through to
 // its handler: the Host as checkHost (hostNameAllowed, the one
@@ -594,7 +592,7 @@ func (cn *hotConn) answer() {
 		// Checked now, not as parsed: a wrong token earlier in the batch
 		// may have brought the client's rate limit into force.
 		r.fast = !r.short && cn.fastAllowed(r)
-		r.token, r.host = "", "" // they may point into the buffer
+		r.token, r.host = "", "" // they point into the buffer
 		if r.put && r.fast && r.bodyLen <= cn.maxValue {
 			v := string(cn.buf[r.at+r.n-r.bodyLen : r.at+r.n])
 			r.pending = l.s.store.Submit(engine.Op{Type: engine.OpPut, Key: r.key, Value: v})
@@ -717,8 +715,7 @@ func (cn *hotConn) observe(r *hotReq, code int) {
 func (cn *hotConn) request(r *hotReq) (*http.Request, *countingBody) {
 	var src io.Reader = bytes.NewReader(cn.buf[r.at : r.at+r.n])
 	if r.short {
-		head := bytes.Index(cn.buf[r.at:], crlfcrlf) + 4
-		if rest := int64(r.bodyLen) - int64(r.n-head); rest > 0 {
+		if rest := int64(r.bodyLen) - int64(r.n-r.head); rest > 0 {
 			if rd := cn.reqStart.Add(cn.l.t.Read); cn.l.t.Read > 0 {
 				cn.setReadDeadline(rd)
 			}
