@@ -32,7 +32,10 @@
 // the http.Server's timeouts and header limit, recovers a panic by closing
 // its connection, and its Shutdown answers batches in progress before the
 // store may close. In cluster mode and with a debug logger (the access log
-// is the chain's) it hands every connection over.
+// is the chain's) it hands every connection over. It is there for speed:
+// in `make bench-peers` it answers GETs at 0.94 × a bare net/http handler
+// where the chain alone makes 0.64 ×, with 0.59 × its CPU per GET and
+// 0.72 × per durable PUT (README, Measured).
 // Keys
 // travel in the path percent-encoded as one segment (encodeURIComponent):
 // the handlers read them from the decoded path, so "a%2Fb" names the key
