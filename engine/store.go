@@ -807,8 +807,10 @@ func (s *Store) mustApply(cmd *Command) {
 // not been taken yet. A connection serving pipelined requests submits all
 // the writes it has read before waiting for the first, so they share one
 // group and one fsync, and then takes their answers in order. Its zero
-// value is not a write; Wait must be called exactly once for each Pending
-// Submit returns, or the request stays out of the store's pool.
+// value is not a write. A Pending whose answer is never taken (its
+// connection died) costs nothing but its request, left to the garbage
+// collector instead of going back to the store's pool; the write itself
+// is carried out either way.
 type Pending struct {
 	s   *Store
 	r   *request // nil when the answer is already in e and err

@@ -688,3 +688,31 @@ func TestHotLoop_Shutdown(t *testing.T) {
 		}
 	}
 }
+
+// TestHotLoop_DebugLogHandsEverythingOver: with a logger taking debug
+// records (the access log, which the chain writes), the loop serves no
+// request itself: every connection goes to net/http, which logs it.
+func TestHotLoop_DebugLogHandsEverythingOver(t *testing.T) {
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	env := openHotEnv(t, t.TempDir(), false, slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	loop, addr := startHot(t, env.opts, productionLimits())
+	answers, _, err := exchange(addr, req("PUT", "/v1/kv/k", "v")+req("GET", "/v1/kv/k", ""), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range answers {
+		if loopAnswered(a) {
+			t.Errorf("answer %d written by the loop with the debug log on:\n%s", i, a)
+		}
+	}
+	if web.HotLoopHandoffs(loop) != 1 {
+		t.Errorf("%d connections handed to net/http, want 1", web.HotLoopHandoffs(loop))
+	}
+	if logged, _ := os.ReadFile(logFile.Name()); strings.Count(string(logged), "msg=request") != 2 {
+		t.Errorf("access log has not both requests:\n%s", logged)
+	}
+}
