@@ -92,8 +92,7 @@ type HotLoop struct {
 	srv *http.Server // serves the connections handed over
 	t   hotLimits
 	// handAll makes the loop hand every connection to srv: with the debug
-	// access log (one line per request, which the loop does not write) and
-	// in cluster mode (writes and reads go through the cluster).
+	// access log (one line per request, which the loop does not write).
 	handAll bool
 
 	handoff  chan net.Conn
@@ -134,7 +133,7 @@ func NewHotLoop(opts Options, srv *http.Server) *HotLoop {
 		t.MaxHeaderBytes = http.DefaultMaxHeaderBytes
 	}
 	return &HotLoop{s: s, h: srv.Handler, srv: srv, t: t,
-		handAll: s.log.Enabled(context.Background(), slog.LevelDebug) || s.cluster != nil,
+		handAll: s.log.Enabled(context.Background(), slog.LevelDebug),
 		handoff: make(chan net.Conn), done: make(chan struct{}), conns: map[*hotConn]struct{}{}}
 }
 
@@ -593,7 +592,7 @@ func (cn *hotConn) answer() {
 		// may have brought the client's rate limit into force.
 		r.fast = !r.short && cn.fastAllowed(r)
 		r.token, r.host = "", "" // they point into the buffer
-		if r.put && r.fast && r.bodyLen <= cn.maxValue {
+		if r.put && r.fast && r.bodyLen <= cn.maxValue && l.s.cluster == nil {
 			v := string(cn.buf[r.at+r.n-r.bodyLen : r.at+r.n])
 			r.pending = l.s.store.Submit(engine.Op{Type: engine.OpPut, Key: r.key, Value: v})
 			continue
@@ -601,8 +600,7 @@ func (cn *hotConn) answer() {
 		cn.answerPuts(from, i)
 		from = i + 1
 		if !r.put && r.fast {
-			if e, err := l.s.store.Get(r.key); err == nil {
-				cn.appendGet(r, &e)
+			if done := cn.get(r); done {
 				continue
 			}
 		}
@@ -623,6 +621,40 @@ func (cn *hotConn) answer() {
 	cn.answerPuts(from, len(cn.batch))
 }
 
+// get answers a fast GET of a key that exists, as the chain does: on a
+// single node from the store; in cluster mode on the leader after the
+// linearizable read's confirmation (consistent's), with the revision the
+// read reflects. It returns false, having answered nothing, for what the
+// chain should answer: a missing key (404), and on a follower every read
+// (it asks the leader for a read index with the client's credentials). In
+// cluster mode a write is never fast: the chain forwards and proposes it.
+func (cn *hotConn) get(r *hotReq) bool {
+	s := cn.l.s
+	if s.cluster == nil {
+		e, err := s.store.Get(r.key)
+		if err != nil {
+			return false
+		}
+		cn.appendGet(r, &e, -1)
+		return true
+	}
+	node := s.cluster.node
+	if !node.IsLeader() {
+		return false
+	}
+	if _, err := node.Linearize(cn.context()); err != nil {
+		cn.renderError(r, err)
+		return true
+	}
+	rev := s.store.Rev()
+	e, err := s.store.Get(r.key)
+	if err != nil {
+		return false
+	}
+	cn.appendGet(r, &e, rev)
+	return true
+}
+
 // answerPuts waits for the submitted PUTs among batch[from:to] and appends
 // their answers.
 func (cn *hotConn) answerPuts(from, to int) {
@@ -633,10 +665,16 @@ func (cn *hotConn) answerPuts(from, to int) {
 	}
 }
 
-// appendGet appends a found key's answer, as handleKVGet's.
-func (cn *hotConn) appendGet(r *hotReq, e *engine.Entry) {
+// appendGet appends a found key's answer, as handleKVGet's; rev, when not
+// negative, is the revision the read reflects (cluster mode's header).
+func (cn *hotConn) appendGet(r *hotReq, e *engine.Entry, rev int64) {
 	out := appendStatus(cn.out, http.StatusOK)
 	out = appendEntryHeaders(out, e, len(e.Value))
+	if rev >= 0 {
+		out = append(out, hdrRevision+": "...)
+		out = strconv.AppendInt(out, rev, 10)
+		out = append(out, "\r\n"...)
+	}
 	out = append(out, "Content-Type: text/plain; charset=utf-8\r\nVary: Accept\r\n"...)
 	if r.closeConn {
 		out = append(out, "Connection: close\r\n"...)
@@ -726,6 +764,16 @@ func (cn *hotConn) request(r *hotReq) (*http.Request, *countingBody) {
 	if err != nil {
 		return nil, nil
 	}
+	req = req.WithContext(cn.context())
+	req.RemoteAddr = cn.c.RemoteAddr().String()
+	body := &countingBody{r: req.Body}
+	req.Body = body
+	return req, body
+}
+
+// context is the connection's context, as the http.Server gives its
+// requests: its BaseContext with the server and the local address.
+func (cn *hotConn) context() context.Context {
 	if cn.ctx == nil {
 		ctx := context.Background()
 		if cn.l.srv.BaseContext != nil {
@@ -734,11 +782,7 @@ func (cn *hotConn) request(r *hotReq) (*http.Request, *countingBody) {
 		ctx = context.WithValue(ctx, http.ServerContextKey, cn.l.srv)
 		cn.ctx = context.WithValue(ctx, http.LocalAddrContextKey, cn.c.LocalAddr())
 	}
-	req = req.WithContext(cn.ctx)
-	req.RemoteAddr = cn.c.RemoteAddr().String()
-	body := &countingBody{r: req.Body}
-	req.Body = body
-	return req, body
+	return cn.ctx
 }
 
 // countingBody counts what a handler read of a request body.
