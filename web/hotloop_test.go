@@ -182,17 +182,7 @@ func canonical(t *testing.T, raw []byte) string {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	var lines []string
-	for k, vs := range resp.Header {
-		if k != "Date" {
-			lines = append(lines, k+": "+strings.Join(vs, ","))
-		}
-	}
-	if len(resp.TransferEncoding) > 0 {
-		lines = append(lines, "(Transfer-Encoding: "+strings.Join(resp.TransferEncoding, ",")+")")
-	}
-	slices.Sort(lines)
-	return resp.Status + "\n" + strings.Join(lines, "\n") + "\n\n" + string(body)
+	return canonicalResp(resp, body)
 }
 
 // req builds one request; PUTs get a Content-Length.
@@ -715,4 +705,72 @@ func TestHotLoop_DebugLogHandsEverythingOver(t *testing.T) {
 	if logged, _ := os.ReadFile(logFile.Name()); strings.Count(string(logged), "msg=request") != 2 {
 		t.Errorf("access log has not both requests:\n%s", logged)
 	}
+}
+
+// TestHotLoop_SplitReads sends pipelined requests cut into pieces, each
+// written on its own after a pause (so the loop reads them apart: heads
+// and bodies cut anywhere), and wants the answers net/http gives to the
+// same bytes sent at once, on a store with the same history.
+func TestHotLoop_SplitReads(t *testing.T) {
+	reqs := []string{
+		req("PUT", "/v1/kv/s1", strings.Repeat("a", 300), auth),
+		req("GET", "/v1/kv/s1", "", auth),
+		req("GET", "/v1/kv/nope", "", auth),
+		req("PUT", "/v1/kv/s1", "b", readAuth),
+		req("PUT", "/v1/kv/s2", strings.Repeat("c", hotMaxValue), auth),
+		req("GET", "/v1/kv/s2", "", auth, "Accept: */*"),
+		req("PUT", "/v1/kv/s1", "d", auth),
+		req("GET", "/v1/kv/s1", "", auth, "Connection: close"),
+	}
+	all := strings.Join(reqs, "")
+	for seed := range 3 {
+		_, hot, ref, _, _ := startHotPair(t, true)
+		refAnswers, _, err := exchange(ref, all, len(reqs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", hot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			for i := 0; i < len(all); {
+				n := min(1+(i*7+seed*13)%41, len(all)-i) // 1 to 41 bytes
+				if _, err := io.WriteString(c, all[i:i+n]); err != nil {
+					return
+				}
+				i += n
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		br := bufio.NewReader(c)
+		for i := range reqs {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("seed %d, answer %d: %v", seed, i, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got, want := canonicalResp(resp, body), canonical(t, refAnswers[i]); got != want {
+				t.Errorf("seed %d, request %d (%.50q): the loop answered\n%s\nnet/http answered\n%s", seed, i, reqs[i], got, want)
+			}
+		}
+	}
+}
+
+// canonicalResp is canonical for a response already read.
+func canonicalResp(resp *http.Response, body []byte) string {
+	var lines []string
+	for k, vs := range resp.Header {
+		if k != "Date" {
+			lines = append(lines, k+": "+strings.Join(vs, ","))
+		}
+	}
+	if len(resp.TransferEncoding) > 0 {
+		lines = append(lines, "(Transfer-Encoding: "+strings.Join(resp.TransferEncoding, ",")+")")
+	}
+	slices.Sort(lines)
+	return resp.Status + "\n" + strings.Join(lines, "\n") + "\n\n" + string(body)
 }
