@@ -38,6 +38,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -58,10 +59,12 @@ const (
 	// hotBufSlack is room in the read buffer beyond the largest request
 	// (head and value), for the start of the next pipelined one.
 	hotBufSlack = 4096
-	// deadlineSlack is how far a deadline may lag the one wanted before it
-	// is set again: setting one per request costs a timer update, and a
-	// deadline exact to within a second is what the http.Server's are
-	// for. A deadline that should come sooner is always set at once.
+	// deadlineSlack is how far the deadline set on the connection may come
+	// before the one wanted without being moved: setting one per request
+	// costs a timer update. One that fires early is not a timeout: the
+	// read or write sets the wanted one then and goes on (expired), so
+	// every timeout is exact. A deadline that should come sooner is
+	// always set at once.
 	deadlineSlack = time.Second
 	// maxPostHandlerRead is net/http's maxPostHandlerReadBytes: a
 	// connection whose handler left more request body than this unread is
@@ -361,7 +364,8 @@ type hotConn struct {
 	// arrived; batchStart when the batch being answered began.
 	reqStart, batchStart time.Time
 	lastRead             time.Time // when the last read returned
-	readDL, writeDL      time.Time // the deadlines set
+	readDL, writeDL      time.Time // the deadlines set on the connection
+	readWant, writeWant  time.Time // the deadlines wanted: at or after those set
 	dead                 bool      // a write failed: stop
 	closeAfter           bool      // close once the batch is answered
 	handOffAt            int       // >= 0: hand off from this offset after the batch
@@ -905,7 +909,12 @@ func (cn *hotConn) flush() bool {
 		return !cn.dead
 	}
 	cn.setWriteDeadline()
-	_, err := cn.c.Write(cn.out)
+	out := cn.out
+	n, err := cn.c.Write(out)
+	for err != nil && cn.expired(err, &cn.writeDL, cn.writeWant, cn.c.SetWriteDeadline) {
+		out = out[n:]
+		n, err = cn.c.Write(out)
+	}
 	cn.out = cn.out[:0]
 	if err != nil {
 		cn.dead = true
@@ -920,7 +929,10 @@ func (cn *hotConn) writeBuffers(v string) {
 	}
 	cn.setWriteDeadline()
 	bufs := net.Buffers{cn.out, unsafeBytes(v)}
-	_, err := bufs.WriteTo(cn.c)
+	_, err := bufs.WriteTo(cn.c) // consumes what it wrote
+	for err != nil && cn.expired(err, &cn.writeDL, cn.writeWant, cn.c.SetWriteDeadline) {
+		_, err = bufs.WriteTo(cn.c)
+	}
 	cn.out = cn.out[:0]
 	if err != nil {
 		cn.dead = true
@@ -976,6 +988,9 @@ func (cn *hotConn) read(headDone bool) bool {
 		return false
 	}
 	n, err := cn.c.Read(cn.buf[len(cn.buf):cap(cn.buf)])
+	for n == 0 && cn.expired(err, &cn.readDL, cn.readWant, cn.c.SetReadDeadline) {
+		n, err = cn.c.Read(cn.buf[len(cn.buf):cap(cn.buf)])
+	}
 	cn.lastRead = time.Now()
 	if empty {
 		cn.reqStart = cn.lastRead
@@ -990,9 +1005,10 @@ func (cn *hotConn) read(headDone bool) bool {
 	return true
 }
 
-// setReadDeadline sets the read deadline to t (zero: none) unless the
-// one set is earlier by at most deadlineSlack.
+// setReadDeadline makes t (zero: none) the read deadline, setting it on
+// the connection unless the one set is earlier by at most deadlineSlack.
 func (cn *hotConn) setReadDeadline(t time.Time) {
+	cn.readWant = t
 	if t.IsZero() {
 		if cn.readDL.IsZero() {
 			return
@@ -1004,6 +1020,16 @@ func (cn *hotConn) setReadDeadline(t time.Time) {
 	_ = cn.c.SetReadDeadline(t)
 }
 
+// expired reports whether err is a deadline set (at *set) before the one
+// wanted, want, firing: then it sets want, for the caller to try again.
+func (cn *hotConn) expired(err error, set *time.Time, want time.Time, setDeadline func(time.Time) error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || want.IsZero() || !want.After(*set) || !time.Now().Before(want) {
+		return false
+	}
+	*set = want
+	return setDeadline(want) == nil
+}
+
 // setWriteDeadline sets the write deadline to WriteTimeout from the
 // batch's start (see setReadDeadline for when it is set again).
 func (cn *hotConn) setWriteDeadline() {
@@ -1011,6 +1037,7 @@ func (cn *hotConn) setWriteDeadline() {
 		return
 	}
 	t := cn.batchStart.Add(cn.l.t.Write)
+	cn.writeWant = t
 	if !cn.writeDL.IsZero() && !t.Before(cn.writeDL) && t.Sub(cn.writeDL) <= deadlineSlack {
 		return
 	}

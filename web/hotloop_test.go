@@ -420,6 +420,30 @@ func TestHotLoop_Timeouts(t *testing.T) {
 	}
 }
 
+// TestHotLoop_IdleFromLastAnswer: the idle timeout counts from the last
+// answer, not from when the connection came: a request that comes late,
+// after most of the idle time, gets its full idle time again after its
+// answer (the deadline set when the connection came fires early and is
+// moved, not obeyed).
+func TestHotLoop_IdleFromLastAnswer(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	_, addr := startHot(t, env.opts, &http.Server{ReadHeaderTimeout: time.Minute, ReadTimeout: time.Minute, IdleTimeout: idle})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(idle * 3 / 4)
+	if code := roundTrip(t, c, bufio.NewReader(c), req("PUT", "/v1/kv/a", "v")); code != http.StatusCreated {
+		t.Fatalf("PUT answered %d", code)
+	}
+	answered := time.Now()
+	if took := closedWithin(t, c, answered, 20*time.Second); took < idle {
+		t.Errorf("closed %v after the last answer, want the idle timeout, %v", took, idle)
+	}
+}
+
 // TestHotLoop_WriteTimeout: a client that pipelines GETs of a big value
 // and never reads is cut off after WriteTimeout, not held forever.
 func TestHotLoop_WriteTimeout(t *testing.T) {
