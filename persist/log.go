@@ -199,13 +199,16 @@ func (l *Log) zeroFillLocked(end int64) error {
 	return nil
 }
 
-// offsetWriter writes to f from off on, through WriteAt.
+// offsetWriter writes to f from off on, through WriteAt. tried is the end
+// of what it may have written: os.File.WriteAt reports 0 bytes when the
+// system call wrote part of them and then failed (a disk filling up).
 type offsetWriter struct {
-	f   File
-	off int64
+	f          File
+	off, tried int64
 }
 
 func (w *offsetWriter) Write(p []byte) (int, error) {
+	w.tried = max(w.tried, w.off+int64(len(p)))
 	n, err := w.f.WriteAt(p, w.off)
 	w.off += int64(n)
 	return n, err
@@ -241,7 +244,8 @@ func (l *Log) Append(cmds []engine.Command) error {
 	if l.failed != nil {
 		return l.failed
 	}
-	var n int64
+	var n int64    // bytes written
+	var tried int64 // the end of what may have reached the file, even on a failure
 	var err error
 	if changes(cmds) <= streamChanges {
 		l.buf = l.buf[:0]
@@ -249,6 +253,7 @@ func (l *Log) Append(cmds []engine.Command) error {
 			l.buf = codec.AppendRecord(l.buf, &cmds[i])
 		}
 		var wn int
+		tried = l.size + int64(len(l.buf))
 		wn, err = l.f.WriteAt(l.buf, l.size)
 		n = int64(wn)
 		if err == nil && wn != len(l.buf) {
@@ -268,6 +273,7 @@ func (l *Log) Append(cmds []engine.Command) error {
 				break
 			}
 		}
+		tried = w.tried
 	}
 	if cap(l.buf) > 4*streamChunk {
 		l.buf = nil // do not keep a huge group's buffer for good
@@ -279,17 +285,9 @@ func (l *Log) Append(cmds []engine.Command) error {
 	}
 	if err != nil {
 		werr := fmt.Errorf("append to log %s: %w", l.name, err)
-		if n > 0 {
-			// The zeros go back over what was written: until the next
-			// write overwrites them, they end the log again. Blocks
-			// already written need no new space, so this does not fail
-			// for a full disk.
-			if zerr := writeZeros(l.f, l.size, l.size+n); zerr != nil {
-				l.failed = fmt.Errorf("%w: %v; overwriting the partial record with zeros failed: %v", ErrFailed, werr, zerr)
-				return l.failed
-			}
-			l.alloc = max(l.alloc, l.size+n)
-			l.dirty = true // the undo reaches the disk with the next sync
+		if uerr := l.undoLocked(tried); uerr != nil {
+			l.failed = fmt.Errorf("%w: %v; removing the partial record failed: %v", ErrFailed, werr, uerr)
+			return l.failed
 		}
 		return werr
 	}
@@ -298,6 +296,27 @@ func (l *Log) Append(cmds []engine.Command) error {
 	if l.mode == SyncAlways {
 		return l.syncLocked()
 	}
+	return nil
+}
+
+// undoLocked removes what a failed Append may have written, up to tried
+// (however much the write reported): zeros go back over it up to alloc,
+// where they were already on disk, so this needs no new space on a full
+// disk; past alloc the file is cut back to alloc. Until the next write
+// overwrites them, the zeros end the log again. The caller holds mu.
+func (l *Log) undoLocked(tried int64) error {
+	if tried <= l.size {
+		return nil
+	}
+	if err := writeZeros(l.f, l.size, min(tried, l.alloc)); err != nil {
+		return err
+	}
+	if tried > l.alloc {
+		if err := l.f.Truncate(l.alloc); err != nil {
+			return err
+		}
+	}
+	l.dirty = true // the undo reaches the disk with the next sync
 	return nil
 }
 

@@ -287,18 +287,21 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("memFS: WriteAt on a file opened with O_APPEND")
 	}
 	err := f.fs.step("write", f.name)
+	if err != nil && !f.fs.short {
+		return 0, err
+	}
+	n := len(p)
 	if err != nil {
-		if !f.fs.short {
-			return 0, err
-		}
+		// A short write stores half the bytes and, as os.File.WriteAt
+		// does when pwrite wrote some and then failed, reports none.
 		f.fs.short = false
-		p = p[:len(p)/2]
+		p, n = p[:len(p)/2], 0
 	}
 	if end := off + int64(len(p)); end > int64(len(f.n.data)) {
 		f.n.data = append(f.n.data, make([]byte, end-int64(len(f.n.data)))...)
 	}
 	copy(f.n.data[off:], p)
-	return len(p), err
+	return n, err
 }
 
 // Datasync makes the same things durable as Sync: see memFS.

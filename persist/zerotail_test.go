@@ -2,10 +2,12 @@ package persist_test
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/pykv/pykv/persist"
@@ -200,5 +202,66 @@ func TestMemFS_Datasync(t *testing.T) {
 		if got, want := img.contents()["/d/f"], zeros[:50]+rec+zeros[150:]+zeros[:44]+"end"; got != want {
 			t.Fatalf("seed %d: after Datasync a power loss left %q, want %q", seed, got, want)
 		}
+	}
+}
+
+// TestDB_FailedWriteLeavesZeros fails the record write, or the zero-fill
+// after it, of puts with a short write that reports no bytes written (as
+// os.File.WriteAt does when pwrite wrote some and then met a full disk):
+// each time the put fails, the segment is again its records and zeros,
+// later puts succeed, and a reopen cuts nothing and has every acknowledged
+// write.
+func TestDB_FailedWriteLeavesZeros(t *testing.T) {
+	m := newMemFS()
+	db := mustOpen(t, dir, memOpts(m))
+	var seg string
+	armed, failed := 0, 0
+	m.fault = func(op string, n int, name string) error {
+		if op == "write" && strings.Contains(name, "/wal-") {
+			seg = name
+			if armed > 0 {
+				if armed--; armed == 0 {
+					failed++
+					m.short = true
+					return errNoSpace
+				}
+			}
+		}
+		return nil
+	}
+	var recs string // the records the segment must hold
+	for i := range 40 {
+		armed = 1 + i%2 // the record write, or the write after it (a zero-fill, when there is one)
+		before := failed
+		_, err := db.Store().Put(fmt.Sprintf("k%d", i%3), strings.Repeat("v", i))
+		armed = 0
+		got := m.contents()[seg]
+		if failed > before {
+			if err == nil {
+				t.Fatalf("put %d: the log write failed, the put succeeded", i)
+			}
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("put %d: %v, want ENOSPC", i, err)
+			}
+			zeroTail(t, got, recs, fmt.Sprintf("put %d after its failed write", i))
+			continue
+		}
+		if err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+		recs = records(got)
+	}
+	if failed < 25 {
+		t.Fatalf("only %d puts met a failing write", failed)
+	}
+	want := state(t, db.Store())
+	db.Close()
+	m.fault = nil
+	db = mustOpen(t, dir, memOpts(m))
+	if rec := db.Status().Recovery; rec.TruncatedBytes != 0 || rec.Warning != "" {
+		t.Fatalf("reopened: recovery %+v, want nothing to cut", rec)
+	}
+	if got := state(t, db.Store()); !reflect.DeepEqual(got, want) {
+		t.Fatalf("reopened: %v, want %v", got, want)
 	}
 }
