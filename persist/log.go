@@ -244,7 +244,7 @@ func (l *Log) Append(cmds []engine.Command) error {
 	if l.failed != nil {
 		return l.failed
 	}
-	var n int64    // bytes written
+	var n int64     // bytes written
 	var tried int64 // the end of what may have reached the file, even on a failure
 	var err error
 	if changes(cmds) <= streamChanges {
