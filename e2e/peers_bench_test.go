@@ -35,9 +35,12 @@ const (
 )
 
 // BenchmarkPeers is issue 12's comparison with peers on the same machine
-// and disk, all running at once: PyKV (bin/pykv, --fsync always, an auth
-// token configured, so every request goes through the whole production
-// middleware chain), Redis with appendfsync always behind webdis (Debian's
+// and disk, all running at once: PyKV (bin/pykv as it runs by default:
+// --fsync always, the key routes on its hot loop, with an auth token
+// configured, so every request passes the production checks: Host, token,
+// metrics, connection limits), as a diagnostic the same binary with
+// --hot-loop=false (every request through net/http and the chi chain),
+// Redis with appendfsync always behind webdis (Debian's
 // redis-server and webdis), and a bare net/http handler answering a
 // constant (and, as a diagnostic, the same handler answering with the 11
 // headers a PyKV GET carries: what net/http costs for those). wrk (-t1 -c32) drives each side in turn for PYKV_PEERS_SECONDS
@@ -63,6 +66,8 @@ func BenchmarkPeers(b *testing.B) {
 	fmt.Printf("peers: load average before: %s", readFileString("/proc/loadavg"))
 
 	pykv := startServer(b, "--fsync", "always", "--auth-token", peerToken)
+	// A diagnostic: the same binary with every request through net/http.
+	nethttp := startServer(b, "--fsync", "always", "--auth-token", peerToken, "--hot-loop=false")
 	redisPort, webdisPort := freePort(b), freePort(b)
 	redis := startPeer(b, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1",
 		"--dir", b.TempDir(), "--appendonly", "yes", "--appendfsync", "always", "--save", "",
@@ -81,6 +86,8 @@ func BenchmarkPeers(b *testing.B) {
 	value := strings.Repeat("v", peerValueSize)
 	fillPeer(b, pykv.URL+"/v1/kv/", "PUT", value, map[string]string{"Authorization": "Bearer " + peerToken})
 	fillPeer(b, webdisURL+"/SET/", "PUT", value, nil)
+	fillPeer(b, nethttp.URL+"/v1/kv/", "PUT", value, map[string]string{"Authorization": "Bearer " + peerToken})
+	nethttpPID := nethttp.proc.cmd.Process.Pid
 
 	pykvPID := pykv.proc.cmd.Process.Pid
 	sides := []*side{
@@ -95,6 +102,10 @@ func BenchmarkPeers(b *testing.B) {
 		// A diagnostic, not a peer: the bare handler answering with PyKV's
 		// headers (see startBare).
 		{name: "bare-headers-get", url: bareHeadersURL + "/", method: "GET", cpu: bareCPU},
+		// A diagnostic: PyKV without its hot loop (see nethttp above).
+		{name: "nethttp-pykv-put", url: nethttp.URL + "/v1/kv/", method: "PUT", body: value, token: peerToken,
+			cpu: pidCPU(nethttpPID), metrics: nethttp.URL + "/metrics", syncPIDs: []int{nethttpPID}},
+		{name: "nethttp-pykv-get", url: nethttp.URL + "/v1/kv/", method: "GET", token: peerToken, cpu: pidCPU(nethttpPID)},
 	}
 	for _, s := range sides {
 		s.script = writeWrkScript(b, s)
@@ -370,6 +381,12 @@ func report(b *testing.B, sides []*side, rounds, seconds int) {
 		" PyKV's GET is %.2fx of that)\n", bh.rate, bh.rate/bare.rate, us(bh.cpuPerReq), get.rate/bh.rate)
 	fmt.Printf("medians of the per-round ratios (each round's sides ran within seconds of each other): PUT %.2fx, GET %.2fx\n",
 		roundRatio(sides[0].results, sides[1].results), roundRatio(sides[2].results, sides[3].results))
+	np, ng := med["nethttp-pykv-put"], med["nethttp-pykv-get"]
+	fmt.Printf("(diagnostic, --hot-loop=false: durable PUT %.0f/s = %.2fx webdis+Redis, p99 %.2f ms, %.1f writes per fsync, %.1f us CPU/PUT;\n"+
+		" GET %.0f/s = %.2fx bare, p99 %.2f ms, %.1f us CPU/GET; the hot loop is %.2fx (PUT) and %.2fx (GET) of it, CPU per request %.2fx and %.2fx)\n",
+		np.rate, np.rate/redisPut.rate, ms(np.p99), writesPerSync(sides[6].results), us(np.cpuPerReq),
+		ng.rate, ng.rate/bare.rate, ms(ng.p99), us(ng.cpuPerReq), put.rate/np.rate, get.rate/ng.rate,
+		put.cpuPerReq.Seconds()/np.cpuPerReq.Seconds(), get.cpuPerReq.Seconds()/ng.cpuPerReq.Seconds())
 	b.ReportMetric(put.rate, "put/s")
 	b.ReportMetric(putRatio, "put-x-redis")
 	b.ReportMetric(perFsync, "writes/fsync")

@@ -75,6 +75,16 @@ func newInbox() *inbox { return &inbox{want: 1, wake: make(chan struct{}, 1)} }
 
 // submit hands r to the committer and waits for its answer.
 func (s *Store) submit(r *request) error {
+	if err := s.enqueue(r); err != nil {
+		return err
+	}
+	<-r.done
+	return nil
+}
+
+// enqueue hands r to the committer without waiting: r.done signals its
+// answer. It fails with ErrClosed once the committer has stopped.
+func (s *Store) enqueue(r *request) error {
 	q := s.inbox
 	q.mu.Lock()
 	if q.closed {
@@ -90,7 +100,6 @@ func (s *Store) submit(r *request) error {
 		default: // a token is there already
 		}
 	}
-	<-r.done
 	return nil
 }
 

@@ -289,3 +289,82 @@ func TestCommit_PooledRequestsKeepTheirAnswers(t *testing.T) {
 		t.Errorf("%d groups for %d writes: writers did not share appends", len(groups), writers*each)
 	}
 }
+
+// heldJournal holds its first Append until release is closed, and records
+// every group it is given (the keys of each command, in order).
+type heldJournal struct {
+	entered chan struct{} // closed when the first Append begins
+	release chan struct{}
+
+	mu     sync.Mutex
+	calls  int
+	groups [][]string
+}
+
+func (j *heldJournal) Append(cmds []engine.Command) error {
+	j.mu.Lock()
+	j.calls++
+	first := j.calls == 1
+	var keys []string
+	for _, c := range cmds {
+		for _, ch := range c.Changes {
+			keys = append(keys, ch.Key)
+		}
+	}
+	j.groups = append(j.groups, keys)
+	j.mu.Unlock()
+	if first {
+		close(j.entered)
+		<-j.release
+	}
+	return nil
+}
+
+// TestStore_SubmitSharesGroupInOrder submits writes from one goroutine
+// while the committer is busy with an earlier group, as a connection
+// serving pipelined PUTs does: they must all be in the committer's next
+// group, in the order submitted, with increasing revisions, and each
+// answer must be its own write's. Do goes through the same queue, so a Do
+// issued meanwhile lands after them.
+func TestStore_SubmitSharesGroupInOrder(t *testing.T) {
+	j := &heldJournal{entered: make(chan struct{}), release: make(chan struct{})}
+	s := mustNew(t, engine.Options{Journal: j})
+	first := s.Submit(engine.Op{Type: engine.OpPut, Key: "first", Value: "0"})
+	<-j.entered // the committer is inside Append with "first"
+	const n = 20
+	pending := make([]engine.Pending, n)
+	for i := range pending {
+		pending[i] = s.Submit(engine.Op{Type: engine.OpPut, Key: fmt.Sprintf("k%02d", i), Value: fmt.Sprint(i)})
+	}
+	bad := s.Submit(engine.Op{Type: engine.OpPut, Key: "", Value: "x"}) // refused before queueing
+	close(j.release)
+	if _, err := first.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var lastRev int64
+	for i := range pending {
+		e, err := pending[i].Wait()
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if e.Key != fmt.Sprintf("k%02d", i) || e.Value != fmt.Sprint(i) || e.ModRev <= lastRev {
+			t.Fatalf("write %d answered %+v after revision %d", i, e, lastRev)
+		}
+		lastRev = e.ModRev
+	}
+	if _, err := bad.Wait(); !errors.Is(err, engine.ErrEmptyKey) {
+		t.Fatalf("empty key: Wait() error = %v, want ErrEmptyKey", err)
+	}
+	if e, err := s.Do(engine.Op{Type: engine.OpDelete, Key: "k00"}); err != nil || e.ModRev != lastRev+1 {
+		t.Fatalf("Do after the batch = %+v, %v; want revision %d", e, err, lastRev+1)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("k%02d", i)
+	}
+	if len(j.groups) < 2 || !slices.Equal(j.groups[0], []string{"first"}) || !slices.Equal(j.groups[1], want) {
+		t.Fatalf("groups = %q, want [first] then all %d submitted writes in one group, in order", j.groups, n)
+	}
+}

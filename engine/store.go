@@ -343,39 +343,11 @@ func (s *Store) DeletePrefix(prefix string) (rev int64, removed int, err error) 
 // Do carries out one operation. For a put it returns the new entry; for a
 // delete an Entry holding the key and, in ModRev, the revision of the
 // deletion. A delete of a missing key returns ErrNotFound; a failed
-// condition a *ConditionError.
+// condition a *ConditionError. It is Submit followed by Wait: one path
+// into the committer for both.
 func (s *Store) Do(op Op) (Entry, error) {
-	if s.opts.Replicated {
-		return Entry{}, ErrReplicated
-	}
-	var r Result
-	var rev int64
-	var err error
-	if s.inbox == nil {
-		// The in-memory hot path: everything on the stack but the entry.
-		ops := [1]Op{op}
-		var changes [2]Change
-		var results [1]Result
-		var res TxnResult
-		if res, err = s.txnDirect(ops[:], 1, changes[:0], results[:]); err == nil {
-			r, rev = res.Results[0], res.Rev
-		}
-	} else {
-		r, rev, err = s.doCommitter(op)
-	}
-	if err != nil {
-		if oe, ok := errors.AsType[*OpError](err); ok {
-			return Entry{}, oe.Err
-		}
-		return Entry{}, err
-	}
-	if op.Type == OpDelete {
-		if !r.Deleted {
-			return Entry{}, ErrNotFound
-		}
-		return Entry{Key: op.Key, ModRev: rev}, nil
-	}
-	return r.Entry, nil
+	p := s.Submit(op)
+	return p.Wait()
 }
 
 // Txn carries out ops atomically: every condition is checked against the
@@ -410,30 +382,6 @@ func (s *Store) txnCommitter(ops []Op, maxOps int) (TxnResult, error) {
 	r := s.getRequest()
 	r.ops = ops
 	return s.submitPooled(r)
-}
-
-// doCommitter is Do's path through the committer: Do's one operation and
-// its result live in a pooled request, so a write allocates no slices of
-// its own. It returns the operation's result and the write's revision.
-func (s *Store) doCommitter(op Op) (Result, int64, error) {
-	ops := [1]Op{op}
-	if err := s.validateAll(ops[:], 1); err != nil {
-		return Result{}, 0, err
-	}
-	r := s.getRequest()
-	r.one[0] = op
-	r.ops = r.one[:]
-	if err := s.submit(r); err != nil {
-		s.putRequest(r)
-		return Result{}, 0, err
-	}
-	var res Result
-	if len(r.res.Results) == 1 {
-		res = r.res.Results[0] // a copy: r is about to be reused
-	}
-	rev, err := r.res.Rev, r.err
-	s.putRequest(r)
-	return res, rev, err
 }
 
 // submitPooled submits r, a request from the pool, returns its answer and
@@ -853,4 +801,104 @@ func (s *Store) mustApply(cmd *Command) {
 	if err := s.apply(cmd); err != nil {
 		panic("engine: applying a resolved command failed: " + err.Error())
 	}
+}
+
+// Pending is a write handed to the committer by Submit whose answer has
+// not been taken yet. A connection serving pipelined requests submits all
+// the writes it has read before waiting for the first, so they share one
+// group and one fsync, and then takes their answers in order. Its zero
+// value is not a write. A Pending whose answer is never taken (its
+// connection died) costs nothing but its request, left to the garbage
+// collector instead of going back to the store's pool; the write itself
+// is carried out either way.
+type Pending struct {
+	s   *Store
+	r   *request // nil when the answer is already in e and err
+	op  Op
+	e   Entry
+	err error
+}
+
+// Submit validates op (a put or delete) and queues it for the committer
+// without waiting; Wait gives its answer, the same as Do's. Writes
+// submitted by one goroutine are applied in the order submitted (the
+// committer takes its queue in order), and writes queued while the
+// committer is busy share its next group. Without a committer (no journal,
+// or InlineCommit) the write is carried out before Submit returns. A
+// replicated store refuses it with ErrReplicated, a closed one with
+// ErrClosed, an invalid operation with its validation error: all through
+// Wait.
+func (s *Store) Submit(op Op) Pending {
+	if s.opts.Replicated {
+		return Pending{err: ErrReplicated}
+	}
+	ops := [1]Op{op}
+	if s.inbox == nil {
+		// The in-memory hot path: everything on the stack but the entry.
+		var changes [2]Change
+		var results [1]Result
+		res, err := s.txnDirect(ops[:], 1, changes[:0], results[:])
+		if err != nil {
+			return Pending{err: opErr(err)}
+		}
+		e, err := entryOf(op, res.Results[0], res.Rev)
+		return Pending{e: e, err: err}
+	}
+	if err := s.validateAll(ops[:], 1); err != nil {
+		return Pending{err: opErr(err)}
+	}
+	r := s.getRequest()
+	r.one[0] = op
+	r.ops = r.one[:]
+	if err := s.enqueue(r); err != nil {
+		s.putRequest(r)
+		return Pending{err: err}
+	}
+	return Pending{s: s, r: r, op: op}
+}
+
+// Wait returns the answer of a write from Submit, as Do would have, once
+// the committer has made it durable and applied it. A second call returns
+// the same answer.
+func (p *Pending) Wait() (Entry, error) {
+	r := p.r
+	if r == nil {
+		return p.e, p.err
+	}
+	p.r = nil
+	<-r.done
+	var res Result
+	if len(r.res.Results) == 1 {
+		res = r.res.Results[0] // a copy: r is about to be reused
+	}
+	rev, err := r.res.Rev, r.err
+	p.s.putRequest(r)
+	if err != nil {
+		p.err = opErr(err)
+	} else {
+		p.e, p.err = entryOf(p.op, res, rev)
+	}
+	return p.e, p.err
+}
+
+// opErr unwraps a single operation's *OpError: Do's callers get the
+// operation's own error, a transaction's the wrapper naming its index.
+func opErr(err error) error {
+	if oe, ok := errors.AsType[*OpError](err); ok {
+		return oe.Err
+	}
+	return err
+}
+
+// entryOf is Do's answer for op from its result at revision rev: the new
+// entry of a put; for a delete the key and the revision of the deletion,
+// or ErrNotFound when there was nothing to delete.
+func entryOf(op Op, r Result, rev int64) (Entry, error) {
+	if op.Type == OpDelete {
+		if !r.Deleted {
+			return Entry{}, ErrNotFound
+		}
+		return Entry{Key: op.Key, ModRev: rev}, nil
+	}
+	return r.Entry, nil
 }

@@ -14,3 +14,21 @@ func WriteErrorForTest(w http.ResponseWriter, r *http.Request, err error) {
 // NewServerChiOnly is NewServer without the key routes' fast path: every
 // request goes through chi (see router).
 func NewServerChiOnly(opts Options) http.Handler { return newServer(opts, true) }
+
+// SetHotLoopHook makes l call f before each request it answers, with the
+// request's key and its connection's read and output buffer sizes, on the
+// connection's goroutine (a panic in f is one in the loop). Set it before
+// Serve.
+func SetHotLoopHook(l *HotLoop, f func(key string, readCap, outCap int)) {
+	l.hook = func(cn *hotConn, r *hotReq) { f(r.key, cap(cn.buf), cap(cn.out)) }
+}
+
+// HotLoopHandoffs returns how many connections l has handed to net/http.
+func HotLoopHandoffs(l *HotLoop) int64 { return l.handoffs.Load() }
+
+// HotLoopConns returns how many connections l is serving itself.
+func HotLoopConns(l *HotLoop) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}

@@ -48,9 +48,37 @@ func newHostAllowList(hosts []string) hostAllowList {
 // allowed.
 func (l hostAllowList) hostAllowed(r *http.Request) bool {
 	if l.any || r.Host == "" {
+		return true // before looking up the local address, which costs
+	}
+	var local netip.Addr
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		local = addrIP(la)
+	}
+	return l.hostNameAllowed(r.Host, local)
+}
+
+// addrIP returns the IP address of a connection's address (unmapped from
+// IPv4-in-IPv6), or the zero Addr when it has none.
+func addrIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		if ip, err := netip.ParseAddr(h); err == nil {
+			return ip.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// hostNameAllowed is hostAllowed for a Host header's value and the
+// address the client connected to (invalid when unknown): the one
+// implementation, which the connection loop calls directly.
+func (l hostAllowList) hostNameAllowed(host string, local netip.Addr) bool {
+	if l.any || host == "" {
 		return true
 	}
-	host := r.Host
 	if strings.IndexByte(host, ':') >= 0 { // without one there is no port to cut, and no error to allocate
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
@@ -61,15 +89,8 @@ func (l hostAllowList) hostAllowed(r *http.Request) bool {
 	// a name, as net.ParseIP (which refuses zones) took it before.
 	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
 		ip = ip.Unmap()
-		if ip.IsLoopback() {
+		if ip.IsLoopback() || (local.IsValid() && local == ip) {
 			return true
-		}
-		if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-			if la, _, err := net.SplitHostPort(local.String()); err == nil {
-				if lip, err := netip.ParseAddr(la); err == nil && lip.Unmap() == ip {
-					return true
-				}
-			}
 		}
 		return l.names[ip.String()]
 	}

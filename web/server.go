@@ -93,6 +93,10 @@ type server struct {
 func NewServer(opts Options) http.Handler { return newServer(opts, false) }
 
 func newServer(opts Options, noFastPath bool) http.Handler {
+	return buildServer(opts, noFastPath).routes()
+}
+
+func buildServer(opts Options, noFastPath bool) *server {
 	if opts.Store == nil && opts.Cluster == nil {
 		panic("web.NewServer: Options.Store is nil")
 	}
@@ -116,5 +120,5 @@ func newServer(opts Options, noFastPath bool) http.Handler {
 		s.db = clusterDB{node: opts.Cluster}
 		s.cluster = newClusterState(s, opts.Cluster)
 	}
-	return s.routes()
+	return s
 }

@@ -47,6 +47,7 @@ type serveConfig struct {
 	authToken      string
 	readToken      string
 	insecureNoAuth bool
+	hotLoop        bool // GET and PUT /v1/kv/{key} on web.HotLoop (default); false: net/http for everything
 	// Cluster mode (set when nodeID is).
 	nodeID         string
 	raftAddr       string
@@ -86,6 +87,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.StringVar(&c.logLevel, "log-level", "info", "least severe log level: debug, info, warn, error")
 	fs.StringVar(&c.authToken, "auth-token", "", "token for reading and writing (prefer PYKV_AUTH_TOKEN: flags show in ps)")
 	fs.StringVar(&c.readToken, "read-token", "", "token for reading only (prefer PYKV_READ_TOKEN)")
+	fs.BoolVar(&c.hotLoop, "hot-loop", true, "serve GET and PUT /v1/kv/{key} on PyKV's own connection loop, everything else through net/http; false: net/http for every request (for diagnosis)")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", web.DefaultSessionTTL, "how long a dashboard sign-in lasts before the browser must sign in again with the token (1m to 100 years)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this member's ID, unique and fixed for life (empty: a single node)")
@@ -270,11 +272,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return serveUntilDone(ctx, srv, ln, closeDB, logger)
 }
 
+// httpServer is what serveUntilDone runs: an *http.Server, or the hot loop
+// in front of one (web.HotLoop), which serves, shuts down and closes the
+// same way.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
 // newHTTPServer builds the HTTP server both modes run: o names the store
 // (a single node's or a cluster member's) and the logger and metrics; the
 // limits, tokens, host and origin rules and timeouts come from c, so a flag
-// added here reaches both modes.
-func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) *http.Server {
+// added here reaches both modes. With --hot-loop (the default) GET and PUT
+// of a key are served by web.HotLoop, with the same timeouts, and every
+// other request (every request in cluster mode or with --log-level debug,
+// which the loop leaves to net/http) by the http.Server.
+func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) httpServer {
 	o.MaxBodyBytes, o.MaxImportBytes = c.maxBodyBytes, c.maxImportBytes
 	o.AuthToken, o.ReadToken = c.authToken, c.readToken
 	o.AllowedHosts, o.TrustedProxies = c.allowedHosts, c.trustedProxies
@@ -282,7 +296,6 @@ func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) *http.Serv
 	o.Static = staticFS()
 	o.Watch = web.WatchOptions{AllowedOrigins: c.allowedOrigins}
 	srv := &http.Server{
-		Handler:           web.NewServer(o),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -293,13 +306,19 @@ func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) *http.Serv
 	}
 	// Shutdown runs this once it has closed the listener.
 	srv.RegisterOnShutdown(trackUnusedConns(srv))
+	if c.hotLoop {
+		return web.NewHotLoop(o, srv) // sets srv.Handler
+	}
+	srv.Handler = web.NewServer(o)
 	return srv
 }
 
 // serveUntilDone serves on ln until ctx is cancelled, then shuts down in
-// order: stop accepting, let requests in flight finish (up to
-// shutdownTimeout), then closeStore, whose error is the command's.
-func serveUntilDone(ctx context.Context, srv *http.Server, ln net.Listener, closeStore func() error, logger *slog.Logger) error {
+// order: stop accepting, close idle connections, let requests in flight
+// finish (up to shutdownTimeout; the hot loop's pipelined batches are
+// answered, their writes awaited), then closeStore, whose error is the
+// command's.
+func serveUntilDone(ctx context.Context, srv httpServer, ln net.Listener, closeStore func() error, logger *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
