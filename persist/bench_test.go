@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,9 +20,17 @@ import (
 )
 
 // BenchmarkDB_PutAlways: durable puts (fsync before every answer, shared
-// through group commit) from 64 concurrent writers, 100-byte values.
+// through group commit) from 64 concurrent writers, 100-byte values. It
+// also reports the median and mean latency of the log's syncs.
 func BenchmarkDB_PutAlways(b *testing.B) {
-	db := mustOpen(b, b.TempDir(), persist.Options{Sync: persist.SyncAlways, CompactMinBytes: 64 << 20})
+	var syncMu sync.Mutex
+	var syncs []time.Duration
+	observe := func(d time.Duration) {
+		syncMu.Lock()
+		syncs = append(syncs, d)
+		syncMu.Unlock()
+	}
+	db := mustOpen(b, b.TempDir(), persist.Options{Sync: persist.SyncAlways, CompactMinBytes: 64 << 20, SyncObserver: observe})
 	value := strings.Repeat("v", 100)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -43,6 +52,17 @@ func BenchmarkDB_PutAlways(b *testing.B) {
 	st := db.Status()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
 	b.ReportMetric(float64(b.N)/float64(max(st.Fsyncs, 1)), "puts/fsync")
+	syncMu.Lock()
+	defer syncMu.Unlock()
+	if len(syncs) > 0 {
+		var sum time.Duration
+		for _, d := range syncs {
+			sum += d
+		}
+		slices.Sort(syncs)
+		b.ReportMetric(float64(syncs[len(syncs)/2].Microseconds())/1000, "sync-p50-ms")
+		b.ReportMetric(float64((sum/time.Duration(len(syncs))).Microseconds())/1000, "sync-mean-ms")
+	}
 }
 
 // BenchmarkDB_Open1M opens a folder holding a snapshot of one million keys

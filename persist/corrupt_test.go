@@ -58,34 +58,53 @@ func lastSegment(files map[string]string) string {
 	return last
 }
 
-// TestDB_TornTail cuts the log at every byte of its last record: each cut
+// records returns a log segment's records: its bytes without the zeros
+// the log writes ahead of them.
+func records(seg string) string { return strings.TrimRight(seg, "\x00") }
+
+// zeroTail checks that seg is want followed by nothing but zeros.
+func zeroTail(t *testing.T, seg, want, what string) {
+	t.Helper()
+	if !strings.HasPrefix(seg, want) || strings.Trim(seg[len(want):], "\x00") != "" {
+		t.Fatalf("%s: the segment is not its %d bytes of records and zeros after them (%d bytes, %d of records)", what, len(want), len(seg), len(records(seg)))
+	}
+}
+
+// TestDB_TornTail cuts the log at every byte of its last record, with the
+// rest of the file missing (a log written before segments were
+// zero-filled) or still the zeros the record was written over: each cut
 // must open, with the last record gone, the cut reported, and the file
-// trimmed to whole records.
+// holding whole records with only zeros after them.
 func TestDB_TornTail(t *testing.T) {
 	files, states := folderWithLog(t, 6, false)
 	seg := lastSegment(files)
-	log := files[seg]
+	full := files[seg]
+	log := records(full)
+	if len(full) == len(log) {
+		t.Fatal("the log has no zeros ahead of its records")
+	}
 	start := strings.LastIndex(strings.TrimSuffix(log, "\n"), "\n") + 1
 	for cut := start + 1; cut < len(log); cut++ {
-		f := map[string]string{seg: log[:cut]}
-		m := image(f)
-		db, err := persist.Open(dir, memOpts(m))
-		if err != nil {
-			t.Fatalf("log cut at byte %d of %d: Open = %v, want a torn tail cut off", cut, len(log), err)
-		}
-		if got := state(t, db.Store()); !reflect.DeepEqual(got, states[5]) {
-			t.Fatalf("log cut at byte %d: state %v, want the state before the last record %v", cut, got, states[5])
-		}
-		rec := db.Status().Recovery
-		if rec.TruncatedBytes != int64(cut-start) || rec.Warning == "" {
-			t.Fatalf("log cut at byte %d: recovery report %+v, want %d bytes cut and a warning", cut, rec, cut-start)
-		}
-		db.Close()
-		if got := m.contents()[seg]; got != log[:start] {
-			t.Fatalf("log cut at byte %d: file is %d bytes after recovery, want %d", cut, len(got), start)
+		for _, tail := range []string{"", strings.Repeat("\x00", len(full)-cut)} {
+			what := fmt.Sprintf("log cut at byte %d of %d, then %d zeros", cut, len(log), len(tail))
+			f := map[string]string{seg: log[:cut] + tail}
+			m := image(f)
+			db, err := persist.Open(dir, memOpts(m))
+			if err != nil {
+				t.Fatalf("%s: Open = %v, want a torn tail cut off", what, err)
+			}
+			if got := state(t, db.Store()); !reflect.DeepEqual(got, states[5]) {
+				t.Fatalf("%s: state %v, want the state before the last record %v", what, got, states[5])
+			}
+			rec := db.Status().Recovery
+			if rec.TruncatedBytes != int64(cut-start) || rec.Warning == "" || rec.PossibleCorruption {
+				t.Fatalf("%s: recovery report %+v, want %d bytes cut and a warning of a torn write", what, rec, cut-start)
+			}
+			db.Close()
+			zeroTail(t, m.contents()[seg], log[:start], what)
 		}
 	}
-	// Garbage after the last record (a torn page) is cut too.
+	// Zeros after the last record are the end of the log, not damage.
 	m := image(map[string]string{seg: log + "\x00\x00\x00\x00"})
 	db, err := persist.Open(dir, memOpts(m))
 	if err != nil {
@@ -93,6 +112,9 @@ func TestDB_TornTail(t *testing.T) {
 	}
 	if got := state(t, db.Store()); !reflect.DeepEqual(got, states[6]) {
 		t.Fatalf("zeros after the last record lost data: %v", got)
+	}
+	if rec := db.Status().Recovery; rec.TruncatedBytes != 0 || rec.Warning != "" || rec.KeptTail != "" {
+		t.Fatalf("zeros after the last record: recovery %+v, want nothing cut", rec)
 	}
 	db.Close()
 }

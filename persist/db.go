@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,9 @@ type Options struct {
 	// The log is compacted once it is larger than both CompactMinBytes
 	// (default 4 MiB) and the last snapshot.
 	CompactMinBytes int64
+	// LogPrealloc is the most zeros the log writes ahead of its records
+	// at a time (default DefaultLogPrealloc, 4 MiB); see Log.
+	LogPrealloc int64
 	// NoLock skips the folder lock (for tests on a fake FS only).
 	NoLock bool
 }
@@ -162,7 +166,6 @@ func Open(dir string, opts Options) (*DB, error) {
 type plan struct {
 	segments []string // log segments, oldest first
 	firsts   []int64  // their first revisions
-	sizes    []int64  // their sizes
 	stale    []string // leftovers to remove once open succeeded
 }
 
@@ -174,13 +177,8 @@ func (db *DB) scan() (plan, error) {
 	}
 	for _, n := range names { // ReadDir sorts, and the names sort by revision
 		if first, ok := parseSegName(n); ok {
-			size, err := db.fileSize(n)
-			if err != nil {
-				return p, err
-			}
 			p.segments = append(p.segments, n)
 			p.firsts = append(p.firsts, first)
-			p.sizes = append(p.sizes, size)
 		} else if n == snapshotTemp {
 			p.stale = append(p.stale, n)
 		}
@@ -201,15 +199,21 @@ func (db *DB) recover() error {
 		}
 		var lastSize, olderSize int64
 		var truncate func() error // the one change recovery may make: cutting a torn tail
-		// A torn tail may end the last segment holding anything: empty
-		// segments after it are new ones a crash caught before their first
-		// write (or a rotation whose undo did not reach the disk).
-		tornOK := len(p.segments) - 1
-		for tornOK > 0 && p.sizes[tornOK] == 0 {
-			tornOK--
-		}
 		for i, name := range p.segments {
-			size, cut, err := db.replay(l, name, p.firsts[i], i == tornOK)
+			// A torn tail may end the last segment holding anything:
+			// blank segments after it (empty or all zeros) are new ones
+			// a crash caught before their first write (or a rotation
+			// whose undo did not reach the disk). It is asked only when
+			// a segment turns out damaged.
+			tornOK := func() (bool, error) {
+				for _, later := range p.segments[i+1:] {
+					if blank, err := db.blank(later); err != nil || !blank {
+						return false, err
+					}
+				}
+				return true, nil
+			}
+			size, cut, err := db.replay(l, name, p.firsts[i], tornOK)
 			if err != nil {
 				return err
 			}
@@ -304,10 +308,27 @@ func (db *DB) loadSnapshot(l *engine.Loader) error {
 }
 
 // replay applies the records of one log segment that are newer than what is
-// loaded. It returns the segment's size once replayed and, for a torn tail of
-// the last segment, a function that cuts it off. Any other damage, or a gap
-// in revisions, is a *CorruptError.
-func (db *DB) replay(l *engine.Loader, name string, first int64, last bool) (int64, func() error, error) {
+// loaded. It returns the end of the segment's records (the zeros after them,
+// written ahead by the log, are not records) and, for a damaged tail of the
+// last segment holding records (tornOK says whether this is it), a function
+// that cuts it off. Any other damage, or a gap in revisions, is a
+// *CorruptError.
+//
+// A segment is records, then zeros to its end. What may follow the last
+// valid record instead:
+//   - a line without its end, or a line or run of zeros holding a NUL byte
+//     among other bytes: a write a crash interrupted. Its pages reached the
+//     disk in any order, so parts of it read as the zeros they overwrote
+//     (no record holds a NUL byte). Every byte from there on is cut and
+//     kept; if a valid record follows, the report flags possible
+//     corruption (a crash leaves records after a hole only when they were
+//     never synced, but a disk that zeroed a synced sector looks the same).
+//   - a whole line that fails its checks, with no valid record after it:
+//     cut and kept, flagged as possible corruption (a crash does not
+//     change a whole line).
+//   - anything else (a damaged line with a valid record after it, damage
+//     in an older segment): refused.
+func (db *DB) replay(l *engine.Loader, name string, first int64, tornOK func() (bool, error)) (int64, func() error, error) {
 	path := filepath.Join(db.dir, name)
 	f, err := db.fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
@@ -315,48 +336,70 @@ func (db *DB) replay(l *engine.Loader, name string, first int64, last bool) (int
 	}
 	defer f.Close()
 	lr := codec.NewLineReader(f)
+	readErr := func(off int64, err error) (int64, func() error, error) {
+		return 0, nil, fmt.Errorf("read log %s at offset %d: %w", path, off, err)
+	}
 	for {
 		off := lr.Offset()
+		z, err := lr.SkipZeros()
+		if err != nil {
+			return readErr(lr.Offset(), err)
+		}
 		line, err := lr.Next()
 		if err == io.EOF {
-			return off, nil, nil
+			return off, nil, nil // the end of the records: zeros, or nothing, after them
 		}
 		if err != nil {
-			return 0, nil, fmt.Errorf("read log %s at offset %d: %w", path, off, err)
+			return readErr(lr.Offset(), err)
 		}
 		var cmd engine.Command
-		if line[len(line)-1] != '\n' {
+		switch {
+		case z > 0:
+			err = fmt.Errorf("%w: zero bytes where a record should start", ErrMalformed)
+		case line[len(line)-1] != '\n':
 			err = fmt.Errorf("%w: record has no end of line", ErrMalformed)
-		} else {
+		default:
 			cmd, err = codec.DecodeRecord(line)
 		}
 		if err != nil {
 			whole := line[len(line)-1] == '\n'
-			if last && !db.anyValidAfter(lr) {
-				// The end of the log: a crash cut the last write short
-				// (torn), or, for a whole line, the disk changed it. Either
-				// way the bytes are cut so the store opens, and kept.
-				size, serr := f.Size()
-				if serr != nil {
-					return 0, nil, fmt.Errorf("stat log %s: %w", path, serr)
-				}
-				keep := filepath.Join(db.dir, keptTailName(name, off))
-				db.recovery.TruncatedBytes = size - off
-				db.recovery.KeptTail = keep
-				db.recovery.PossibleCorruption = whole
-				if whole {
-					db.recovery.Warning = fmt.Sprintf("possible corruption: the last record of %s, at offset %d, is a complete line that fails its checks (%v), which a crash does not cause; its %d bytes were cut off and kept in %s",
-						path, off, err, size-off, keep)
-					db.logger.Warn("recovery cut a complete but damaged last record off the log: possible disk corruption",
-						"file", path, "offset", off, "bytes", size-off, "kept_in", keep, "err", err)
-				} else {
-					db.recovery.Warning = fmt.Sprintf("cut a torn record (a write a crash interrupted) of %d bytes off the end of %s at offset %d (%v); the bytes are kept in %s",
-						size-off, path, off, err, keep)
-					db.logger.Warn("recovery cut a torn record off the log", "file", path, "offset", off, "bytes", size-off, "kept_in", keep, "err", err)
-				}
-				return off, func() error { return db.cut(path, off, keep) }, nil
+			torn := z > 0 || !whole || bytes.IndexByte(line, 0) >= 0
+			validAfter, end, serr := scanRest(lr, line, z > 0)
+			if serr != nil {
+				return readErr(lr.Offset(), serr)
 			}
-			return 0, nil, &CorruptError{File: path, Offset: off, Err: err}
+			ok, terr := tornOK()
+			if terr != nil {
+				return 0, nil, terr
+			}
+			if !ok || !torn && validAfter {
+				return 0, nil, &CorruptError{File: path, Offset: off, Err: err}
+			}
+			// The end of the log: a crash cut the last write short
+			// (torn), or the disk changed it. Either way the bytes are
+			// cut so the store opens, and kept.
+			keep := filepath.Join(db.dir, keptTailName(name, off))
+			n := end - off
+			db.recovery.TruncatedBytes = n
+			db.recovery.KeptTail = keep
+			db.recovery.PossibleCorruption = !torn || validAfter
+			switch {
+			case !torn:
+				db.recovery.Warning = fmt.Sprintf("possible corruption: the last record of %s, at offset %d, is a complete line that fails its checks (%v), which a crash does not cause; its %d bytes were cut off and kept in %s",
+					path, off, err, n, keep)
+				db.logger.Warn("recovery cut a complete but damaged last record off the log: possible disk corruption",
+					"file", path, "offset", off, "bytes", n, "kept_in", keep, "err", err)
+			case validAfter:
+				db.recovery.Warning = fmt.Sprintf("possible corruption: the record of %s at offset %d is missing bytes (%v) and valid records follow it: either a crash interrupted a write whose later pages reached the disk (those records were never synced, so never acknowledged with fsync always) or the disk lost synced data; the %d bytes from there on were cut off and kept in %s",
+					path, off, err, n, keep)
+				db.logger.Warn("recovery cut a record with missing bytes, and the records after it, off the log: a torn write or possible disk corruption",
+					"file", path, "offset", off, "bytes", n, "kept_in", keep, "err", err)
+			default:
+				db.recovery.Warning = fmt.Sprintf("cut a torn record (a write a crash interrupted) of %d bytes off the end of %s at offset %d (%v); the bytes are kept in %s",
+					n, path, off, err, keep)
+				db.logger.Warn("recovery cut a torn record off the log", "file", path, "offset", off, "bytes", n, "kept_in", keep, "err", err)
+			}
+			return off, func() error { return db.cut(path, off, end, keep) }, nil
 		}
 		if cmd.Rev < first {
 			return 0, nil, &CorruptError{File: path, Offset: off, Err: fmt.Errorf("%w: revision %d in a segment starting at %d", ErrMalformed, cmd.Rev, first)}
@@ -371,17 +414,62 @@ func (db *DB) replay(l *engine.Loader, name string, first int64, last bool) (int
 	}
 }
 
-// anyValidAfter reports whether a valid record follows in lr (consuming it).
-func (db *DB) anyValidAfter(lr *codec.LineReader) bool {
-	for {
-		line, err := lr.Next()
-		if err != nil {
+// scanRest reads lr to its end after a damaged line (line, just read; after
+// zeros when afterZeros). It reports whether a valid record follows the
+// damage (the line itself counts when zeros came before it: it may be a
+// whole record after a hole) and the offset just past the last non-zero
+// byte: the end of what a cut has to keep.
+func scanRest(lr *codec.LineReader, line []byte, afterZeros bool) (validAfter bool, end int64, err error) {
+	valid := func(line []byte) bool {
+		if line[len(line)-1] != '\n' {
 			return false
 		}
-		if _, err := codec.DecodeRecord(line); err == nil && line[len(line)-1] == '\n' {
-			return true
+		_, err := codec.DecodeRecord(line)
+		return err == nil
+	}
+	nonZeroEnd := func(line []byte) int64 {
+		return lr.Offset() - int64(len(line)) + int64(len(bytes.TrimRight(line, "\x00")))
+	}
+	validAfter = afterZeros && valid(line)
+	end = nonZeroEnd(line)
+	for {
+		if _, err := lr.SkipZeros(); err != nil {
+			return false, 0, err
+		}
+		line, err := lr.Next()
+		if err == io.EOF {
+			return validAfter, end, nil
+		}
+		if err != nil {
+			return false, 0, err
+		}
+		validAfter = validAfter || valid(line)
+		if e := nonZeroEnd(line); e > lr.Offset()-int64(len(line)) {
+			end = e
 		}
 	}
+}
+
+// blank reports whether the log segment name holds no records: it is empty
+// or all zeros (a new segment no write reached).
+func (db *DB) blank(name string) (bool, error) {
+	f, err := db.fs.OpenFile(filepath.Join(db.dir, name), os.O_RDONLY, 0)
+	if err != nil {
+		return false, fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	lr := codec.NewLineReader(f)
+	if _, err := lr.SkipZeros(); err != nil {
+		return false, fmt.Errorf("read log %s: %w", name, err)
+	}
+	_, err = lr.Next()
+	if err == io.EOF {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read log %s: %w", name, err)
+	}
+	return false, nil
 }
 
 // keptTailMark is in the name of every file of cut log bytes.
@@ -394,12 +482,14 @@ func keptTailName(segment string, off int64) string {
 	return fmt.Sprintf("%s%s%d-%s", segment, keptTailMark, off, time.Now().UTC().Format("20060102T150405.000000000Z"))
 }
 
-// cut keeps the bytes of the log file path from off on in the file keep,
-// durably, then truncates the log at off and makes that durable. The copy
-// comes first: a crash between the two leaves both, and the next recovery
-// cuts (and keeps) the same bytes again.
-func (db *DB) cut(path string, off int64, keep string) error {
-	if err := db.keepTail(path, off, keep); err != nil {
+// cut keeps the bytes of the log file path from off to end in the file
+// keep, durably, then truncates the log at off and makes that durable (the
+// log then zero-fills from off on: a later write that is shorter than the
+// cut bytes must not leave some of them after it, to be read as records).
+// The copy comes first: a crash between the two leaves both, and the next
+// recovery cuts (and keeps) the same bytes again.
+func (db *DB) cut(path string, off, end int64, keep string) error {
+	if err := db.keepTail(path, off, end, keep); err != nil {
 		return err
 	}
 	w, err := db.fs.OpenFile(path, os.O_WRONLY, 0)
@@ -419,9 +509,9 @@ func (db *DB) cut(path string, off int64, keep string) error {
 	return nil
 }
 
-// keepTail copies path's bytes from off on to the new file keep and makes
-// it durable (the file and its folder entry).
-func (db *DB) keepTail(path string, off int64, keep string) error {
+// keepTail copies path's bytes from off to end to the new file keep and
+// makes it durable (the file and its folder entry).
+func (db *DB) keepTail(path string, off, end int64, keep string) error {
 	r, err := db.fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("open log to keep its damaged tail: %w", err)
@@ -434,7 +524,7 @@ func (db *DB) keepTail(path string, off int64, keep string) error {
 	if err != nil {
 		return fmt.Errorf("create %s to keep the damaged tail of the log: %w", keep, err)
 	}
-	_, err = io.Copy(w, r)
+	_, err = io.CopyN(w, r, end-off)
 	if err == nil {
 		err = w.Sync()
 	}
@@ -517,14 +607,4 @@ func (db *DB) Close() error {
 		}
 	})
 	return db.closeErr
-}
-
-// fileSize returns the size of a file in the data folder.
-func (db *DB) fileSize(name string) (int64, error) {
-	f, err := db.fs.OpenFile(filepath.Join(db.dir, name), os.O_RDONLY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("open %s: %w", name, err)
-	}
-	defer f.Close()
-	return f.Size()
 }

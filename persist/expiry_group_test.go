@@ -11,7 +11,7 @@ import (
 	"github.com/pykv/pykv/persist"
 )
 
-// syncGateFS is the OS file system whose next fsync of a file blocks, once
+// syncGateFS is the OS file system whose next fsync or fdatasync of a file blocks, once
 // armed, until the gate opens: the committer is held in Append so that the
 // writes arriving meanwhile are committed as one group.
 type syncGateFS struct {
@@ -36,10 +36,20 @@ func (g *syncGateFS) OpenFile(name string, flag int, perm fs.FileMode) (persist.
 }
 
 func (f syncGateFile) Sync() error {
+	f.wait()
+	return f.File.Sync()
+}
+
+// Datasync is what the log calls to make its records durable.
+func (f syncGateFile) Datasync() error {
+	f.wait()
+	return f.File.Datasync()
+}
+
+func (f syncGateFile) wait() {
 	if f.fs.armed.Load() {
 		f.fs.once.Do(func() { close(f.fs.entered); <-f.fs.gate })
 	}
-	return f.File.Sync()
 }
 
 // Review: a put of an expired key and the background expiry of that key in

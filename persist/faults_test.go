@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -130,7 +131,8 @@ func faultWorkload(t *testing.T, m *memFS, at int) ([]map[string]engine.Entry, i
 func TestDB_RecoveryFaults(t *testing.T) {
 	files, states := folderWithLog(t, 6, true)
 	seg := lastSegment(files)
-	files[seg] += `{"rev":7,"ops":[{"op":"put","key":"torn"` // a crash mid-write
+	torn := `{"rev":7,"ops":[{"op":"put","key":"torn"` // a crash mid-write, over the zeros
+	files[seg] = records(files[seg]) + torn + strings.Repeat("\x00", 100)
 	for at := 1; at < 20; at++ {
 		m := image(files)
 		m.fault = func(op string, n int, name string) error {

@@ -23,11 +23,25 @@ type FS interface {
 }
 
 // File is an open file of an FS.
+//
+// The log writes its records with WriteAt into space zero-filled ahead of
+// them and makes them durable with Datasync; snapshots and kept tails are
+// written with Write and made durable with Sync.
 type File interface {
 	io.Reader
 	io.Writer
+	// WriteAt writes at an offset, as os.File.WriteAt does: the file must
+	// not be opened with O_APPEND.
+	io.WriterAt
 	io.Closer
+	// Sync makes the file's data and metadata durable (fsync).
 	Sync() error
+	// Datasync makes the file's data durable, and the metadata needed to
+	// read it back (its size), but not its times (fdatasync on Linux, Sync
+	// elsewhere). Overwriting bytes already on disk changes no such
+	// metadata, so Datasync then commits no file system journal: the log's
+	// records go into zero-filled space for that reason.
+	Datasync() error
 	Truncate(size int64) error
 	Size() (int64, error)
 }

@@ -65,19 +65,31 @@ func parseSegName(name string) (int64, bool) {
 }
 
 // Log is the append-only log: the engine's Journal. Each Append writes the
-// group's records with one write and, in SyncAlways mode, one fsync.
+// group's records with one write and, in SyncAlways mode, one fdatasync.
+//
+// A segment is zero-filled ahead of its records: each write overwrites
+// zeros that are already on disk, so the fdatasync that makes it durable
+// changes no file size or block map and commits no file system journal
+// (on this project's disk, ext4, 86 µs instead of 154 µs for 4.5 KB). The
+// file is its records followed by a zero tail; recovery takes the first
+// NUL byte where a record should start for the end. When a write reaches
+// the end of the zeros, the log writes more (up to prealloc bytes at a
+// time) before that write's fdatasync, which then also makes the new size
+// durable: once per chunk, a write pays for a slower sync.
 type Log struct {
 	fs        FS
 	dir       string
 	mode      SyncMode
 	observe   func(time.Duration)
 	syncEvery time.Duration // SyncEverySec's interval
+	prealloc  int64         // most zeros written ahead at a time
 
 	mu      sync.Mutex
 	f       File
 	name    string // current segment's file name
-	size    int64  // bytes of the current segment known to be whole records
-	older   int64  // bytes of older segments not yet compacted away
+	size    int64  // bytes of the current segment known to be whole records: where the next one goes
+	alloc   int64  // the current segment's length: from size up to here it holds zeros
+	older   int64  // bytes of older segments' records not yet compacted away
 	dirty   bool   // written since the last fsync
 	failed  error  // sticky: set when an fsync or an undo failed
 	fsyncs  int64
@@ -87,23 +99,119 @@ type Log struct {
 	stopped chan struct{}
 }
 
-// openLog opens (or creates) the segment name for appending at size. older
-// is the size of the segments before it; opts gives the sync mode, interval
-// and observer.
+// openLog opens (or creates) the segment name for writing at size, the end
+// of its records: recovery has checked that only zeros follow them. older
+// is the size of the records of the segments before it; opts gives the sync
+// mode, interval, observer and preallocation. A segment with no zeros ahead
+// of its records (new, cut by recovery, or written before segments were
+// zero-filled) is zero-filled now and, unless the mode is SyncNever,
+// fdatasynced, so the first write does not pay for it; a full disk leaves
+// that to the first write.
 func openLog(fsys FS, dir, name string, size, older int64, opts Options) (*Log, error) {
 	mode := opts.Sync
-	f, err := fsys.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	f, err := fsys.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", name, err)
 	}
+	alloc, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat log %s: %w", name, err)
+	}
+	if alloc < size {
+		f.Close()
+		return nil, fmt.Errorf("open log %s: %d bytes, shorter than its %d bytes of records", name, alloc, size)
+	}
 	l := &Log{fs: fsys, dir: dir, mode: mode, observe: opts.SyncObserver, syncEvery: opts.SyncInterval,
-		f: f, name: name, size: size, older: older, stop: make(chan struct{}), stopped: make(chan struct{})}
+		prealloc: opts.LogPrealloc, f: f, name: name, size: size, alloc: alloc, older: older,
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	if l.prealloc <= 0 {
+		l.prealloc = DefaultLogPrealloc
+	}
+	if alloc == size {
+		// No other goroutine has l yet. A full disk does not keep the
+		// store from opening: the zeros are only ahead of time, and the
+		// first write that needs them tries again (and fails clearly).
+		if err := l.zeroFillLocked(size); err != nil {
+			if opts.Logger != nil {
+				opts.Logger.Warn("could not zero-fill the log ahead of its records; writes will try again", "file", name, "err", err)
+			}
+		} else if mode != SyncNever {
+			// Not counted as a log fsync: it says nothing of a write's.
+			if err := f.Datasync(); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("fdatasync log %s after zero-filling it: %w", name, err)
+			}
+			l.dirty = false
+		}
+	}
 	if mode == SyncEverySec {
 		go l.syncLoop()
 	} else {
 		close(l.stopped)
 	}
 	return l, nil
+}
+
+// DefaultLogPrealloc is the most zeros the log writes ahead of its records
+// at a time: a new segment starts with minPrealloc of them, and each
+// extension writes as many as the segment's records fill, up to this. At
+// 4 MiB an extension and its fdatasync took 2 ms (median; 12 ms at most)
+// on this project's disk, against 1 ms for 1 MiB: paid once per 4 MiB of
+// records, it is a few hundred nanoseconds a kilobyte.
+const DefaultLogPrealloc = 4 << 20
+
+// minPrealloc is the zeros a new segment starts with (or prealloc, if
+// smaller): small stores and segments cut short by compaction stay small.
+const minPrealloc = 64 << 10
+
+// zeros is what zero-filling copies from.
+var zeros [64 << 10]byte
+
+// writeZeros writes zeros over [from, to) of f.
+func writeZeros(f File, from, to int64) error {
+	for from < to {
+		n, err := f.WriteAt(zeros[:min(int64(len(zeros)), to-from)], from)
+		from += int64(n)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// zeroFillLocked writes zeros after end, the end of the current segment's
+// records (or after its current length, if that is further), so that at
+// least one chunk of zeros lies ahead of end: as many bytes as the records
+// (at least minPrealloc, at most prealloc). It does not sync: the next
+// sync of the segment makes the zeros and the new length durable with the
+// records. On failure (a full disk) alloc is unchanged and whatever part
+// of the zeros reached the file is harmless: zeros past the records are
+// the end of the log. The caller holds mu (or has the only reference).
+func (l *Log) zeroFillLocked(end int64) error {
+	chunk := min(l.prealloc, max(min(minPrealloc, l.prealloc), end))
+	from := max(l.alloc, end)
+	if err := writeZeros(l.f, from, end+chunk); err != nil {
+		return err
+	}
+	l.alloc = end + chunk
+	l.dirty = true
+	return nil
+}
+
+// offsetWriter writes to f from off on, through WriteAt. tried is the end
+// of what it may have written: os.File.WriteAt reports 0 bytes when the
+// system call wrote part of them and then failed (a disk filling up).
+type offsetWriter struct {
+	f          File
+	off, tried int64
+}
+
+func (w *offsetWriter) Write(p []byte) (int, error) {
+	w.tried = max(w.tried, w.off+int64(len(p)))
+	n, err := w.f.WriteAt(p, w.off)
+	w.off += int64(n)
+	return n, err
 }
 
 // Commands with more changes than streamChanges in one Append are written
@@ -122,19 +230,22 @@ func changes(cmds []engine.Command) int {
 	return n
 }
 
-// Append writes cmds as log records. In SyncAlways mode it returns only once
-// they are fsynced. On a failed or short write it cuts the file back to where
-// it was, so no partial record stays behind, and returns the error (which
-// wraps syscall.ENOSPC for a full disk); the store stays writable. A failed
-// fsync, or a failed cut, makes this and every later Append fail with
-// ErrFailed.
+// Append writes cmds as log records at the end of the current segment's
+// records, over the zeros ahead of them, writing more zeros when it reaches
+// their end. In SyncAlways mode it returns only once they are fdatasynced.
+// On a failed or short write (or a failed zero-fill) it overwrites what it
+// wrote with zeros again, so no partial record stays behind, and returns
+// the error (which wraps syscall.ENOSPC for a full disk); the store stays
+// writable. A failed fdatasync, or a failed undo, makes this and every
+// later Append fail with ErrFailed.
 func (l *Log) Append(cmds []engine.Command) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.failed != nil {
 		return l.failed
 	}
-	var n int64
+	var n int64     // bytes written
+	var tried int64 // the end of what may have reached the file, even on a failure
 	var err error
 	if changes(cmds) <= streamChanges {
 		l.buf = l.buf[:0]
@@ -142,7 +253,8 @@ func (l *Log) Append(cmds []engine.Command) error {
 			l.buf = codec.AppendRecord(l.buf, &cmds[i])
 		}
 		var wn int
-		wn, err = l.f.Write(l.buf)
+		tried = l.size + int64(len(l.buf))
+		wn, err = l.f.WriteAt(l.buf, l.size)
 		n = int64(wn)
 		if err == nil && wn != len(l.buf) {
 			err = fmt.Errorf("short write: %d of %d bytes", wn, len(l.buf))
@@ -152,26 +264,30 @@ func (l *Log) Append(cmds []engine.Command) error {
 		// it would need as much memory again as the data it holds. A
 		// crash between the pieces leaves a torn last line, which
 		// recovery cuts off: the command is all there or not at all.
+		w := &offsetWriter{f: l.f, off: l.size}
 		for i := range cmds {
 			var wn int64
-			wn, l.buf, err = codec.WriteRecord(l.f, &cmds[i], l.buf, streamChunk)
+			wn, l.buf, err = codec.WriteRecord(w, &cmds[i], l.buf, streamChunk)
 			n += wn
 			if err != nil {
 				break
 			}
 		}
+		tried = w.tried
 	}
 	if cap(l.buf) > 4*streamChunk {
 		l.buf = nil // do not keep a huge group's buffer for good
 	}
+	if err == nil && l.size+n > l.alloc {
+		if err = l.zeroFillLocked(l.size + n); err != nil {
+			err = fmt.Errorf("zero-fill ahead of the records: %w", err)
+		}
+	}
 	if err != nil {
 		werr := fmt.Errorf("append to log %s: %w", l.name, err)
-		if n > 0 {
-			if terr := l.f.Truncate(l.size); terr != nil {
-				l.failed = fmt.Errorf("%w: %v; cutting the partial record failed: %v", ErrFailed, werr, terr)
-				return l.failed
-			}
-			l.dirty = true // the cut reaches the disk with the next fsync
+		if uerr := l.undoLocked(tried); uerr != nil {
+			l.failed = fmt.Errorf("%w: %v; removing the partial record failed: %v", ErrFailed, werr, uerr)
+			return l.failed
 		}
 		return werr
 	}
@@ -183,13 +299,36 @@ func (l *Log) Append(cmds []engine.Command) error {
 	return nil
 }
 
-// syncLocked fsyncs the current segment. The caller holds mu.
+// undoLocked removes what a failed Append may have written, up to tried
+// (however much the write reported): zeros go back over it up to alloc,
+// where they were already on disk, so this needs no new space on a full
+// disk; past alloc the file is cut back to alloc. Until the next write
+// overwrites them, the zeros end the log again. The caller holds mu.
+func (l *Log) undoLocked(tried int64) error {
+	if tried <= l.size {
+		return nil
+	}
+	if err := writeZeros(l.f, l.size, min(tried, l.alloc)); err != nil {
+		return err
+	}
+	if tried > l.alloc {
+		if err := l.f.Truncate(l.alloc); err != nil {
+			return err
+		}
+	}
+	l.dirty = true // the undo reaches the disk with the next sync
+	return nil
+}
+
+// syncLocked fdatasyncs the current segment: its records, the zeros after
+// them and its length (the metadata a read needs) become durable. The
+// caller holds mu.
 func (l *Log) syncLocked() error {
 	if !l.dirty {
 		return nil
 	}
 	start := time.Now()
-	err := l.f.Sync()
+	err := l.f.Datasync()
 	took := time.Since(start)
 	if l.observe != nil {
 		l.observe(took)
@@ -264,9 +403,24 @@ func (l *Log) rotate(firstRev int64) error {
 	if name == l.name && l.size == 0 {
 		return nil // nothing written since the last rotation: already there
 	}
-	f, err := l.fs.OpenFile(filepath.Join(l.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := l.fs.OpenFile(filepath.Join(l.dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("create log %s: %w", name, err)
+	}
+	// The new segment starts zero-filled, its zeros durable before its
+	// name: recovery takes an empty or all-zero segment for one no write
+	// reached yet.
+	chunk := min(minPrealloc, l.prealloc)
+	err = writeZeros(f, 0, chunk)
+	if err == nil && l.mode != SyncNever {
+		err = f.Datasync()
+	}
+	if err != nil {
+		// Writes go on in the current segment; the new file is removed.
+		f.Close()
+		l.fs.Remove(filepath.Join(l.dir, name))
+		l.fs.SyncDir(l.dir)
+		return fmt.Errorf("zero-fill new log %s: %w", name, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		// Writes go on in the current segment. The new one is removed,
@@ -278,7 +432,7 @@ func (l *Log) rotate(firstRev int64) error {
 		return fmt.Errorf("sync folder for log %s: %w", name, err)
 	}
 	l.f.Close() // already fsynced; a close error loses nothing
-	l.f, l.name, l.older, l.size = f, name, l.older+l.size, 0
+	l.f, l.name, l.older, l.size, l.alloc = f, name, l.older+l.size, 0, chunk
 	return nil
 }
 
@@ -289,7 +443,8 @@ func (l *Log) dropOlder() {
 	l.mu.Unlock()
 }
 
-// sizes returns the bytes in the current segment and in older ones.
+// sizes returns the bytes of records in the current segment and in older
+// ones (the zeros ahead of the records do not count).
 func (l *Log) sizes() (cur, older int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -303,7 +458,8 @@ func (l *Log) Err() error {
 	return l.failed
 }
 
-// Close fsyncs and closes the log.
+// Close fdatasyncs and closes the log. The zeros ahead of the records stay:
+// the next Open writes on over them.
 func (l *Log) Close() error {
 	close(l.stop)
 	<-l.stopped

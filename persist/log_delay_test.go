@@ -34,6 +34,11 @@ func (f slowSyncFile) Sync() error {
 	return f.File.Sync()
 }
 
+func (f slowSyncFile) Datasync() error {
+	time.Sleep(f.d)
+	return f.File.Datasync()
+}
+
 // TestLog_CommitDelay checks what the log tells the committer about
 // holding groups open: three times its recent fsync latency in SyncAlways mode,
 // at most 2 ms, and nothing in the modes whose writers do not wait for an

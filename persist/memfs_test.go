@@ -17,10 +17,18 @@ import (
 )
 
 // memFS is an in-memory file system that models what survives a power
-// loss: a file's bytes survive only up to its last Sync (plus, maybe, a torn
-// part of what followed), and a folder's creates, renames and removes survive
-// only once SyncDir ran after them; before that, each one may or may not
-// survive, independently of the others (file systems reorder metadata).
+// loss. A file's content and length as of its last Sync or Datasync
+// survive; of what was written since, any part may survive or not (see
+// crashLocked): its pages reach the disk in any order. A folder's creates,
+// renames and removes survive only once SyncDir ran after them; before that,
+// each one may or may not survive, independently of the others (file
+// systems reorder metadata).
+//
+// Sync (fsync) and Datasync (fdatasync) make the same things durable here,
+// exactly as on Linux for what this model holds: fdatasync writes the data
+// and the metadata needed to read it, which includes the length (grown or
+// cut), and skips only times, which the model has not. Neither makes the
+// file's folder entry durable: that takes SyncDir.
 //
 // It also injects faults: fault is called before every operation that
 // changes something and may fail it.
@@ -37,8 +45,8 @@ type memFS struct {
 }
 
 type node struct {
-	data   []byte
-	synced []byte
+	data   []byte // what reads see now
+	synced []byte // what a power loss leaves for sure: data and length as of the last sync
 }
 
 type dirOp struct {
@@ -177,13 +185,44 @@ func (m *memFS) crashLocked(rng *rand.Rand) *memFS {
 	}
 	out := newMemFS()
 	for name, n := range dir {
-		data := bytes.Clone(n.synced)
-		if extra := len(n.data) - len(n.synced); extra > 0 && bytes.HasPrefix(n.data, n.synced) && rng.IntN(2) == 0 {
-			data = append(data, n.data[len(n.synced):len(n.synced)+rng.IntN(extra+1)]...) // a torn write
-		}
+		data := crashFile(n, rng)
 		cp := &node{data: data, synced: bytes.Clone(data)}
 		out.files[name] = cp
 		out.durable[name] = cp
+	}
+	return out
+}
+
+// tornGranule is the unit in which unsynced writes reach the disk or not in
+// the model: smaller than a sector, so records tear in their middle too.
+const tornGranule = 16
+
+// crashFile returns what a power loss may leave of a file: its synced
+// content, with its length as of the last sync or (if it changed since) the
+// new one or, for a file that grew, any length in between; and of the bytes
+// written since the sync, nothing, the granules up to some point (a prefix,
+// as appends usually tear), or any subset. Bytes that did not reach the
+// disk read as what the disk held before: the synced bytes, or zeros past
+// the synced length.
+func crashFile(n *node, rng *rand.Rand) []byte {
+	size := len(n.synced)
+	switch {
+	case len(n.data) > size && rng.IntN(2) == 0:
+		size += rng.IntN(len(n.data) - size + 1)
+	case len(n.data) < size && rng.IntN(2) == 0:
+		size = len(n.data)
+	}
+	out := make([]byte, size)
+	copy(out, n.synced)
+	mode, stop := rng.IntN(3), rng.IntN(size+1)
+	for g := 0; g < min(size, len(n.data)); g += tornGranule {
+		end := min(g+tornGranule, size, len(n.data))
+		if bytes.Equal(out[g:end], n.data[g:end]) {
+			continue
+		}
+		if mode == 1 && g < stop || mode == 2 && rng.IntN(2) == 0 {
+			copy(out[g:end], n.data[g:end])
+		}
 	}
 	return out
 }
@@ -239,6 +278,41 @@ func (f *memFile) Write(p []byte) (int, error) {
 	f.n.data = append(f.n.data[:f.pos], p...) // writes here never overwrite the middle of a file
 	f.pos += int64(len(p))
 	return len(p), nil
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if f.append {
+		return 0, fmt.Errorf("memFS: WriteAt on a file opened with O_APPEND")
+	}
+	err := f.fs.step("write", f.name)
+	if err != nil && !f.fs.short {
+		return 0, err
+	}
+	n := len(p)
+	if err != nil {
+		// A short write stores half the bytes and, as os.File.WriteAt
+		// does when pwrite wrote some and then failed, reports none.
+		f.fs.short = false
+		p, n = p[:len(p)/2], 0
+	}
+	if end := off + int64(len(p)); end > int64(len(f.n.data)) {
+		f.n.data = append(f.n.data, make([]byte, end-int64(len(f.n.data)))...)
+	}
+	copy(f.n.data[off:], p)
+	return n, err
+}
+
+// Datasync makes the same things durable as Sync: see memFS.
+func (f *memFile) Datasync() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.fs.step("sync", f.name); err != nil {
+		return err
+	}
+	f.n.synced = bytes.Clone(f.n.data)
+	return nil
 }
 
 func (f *memFile) Sync() error {

@@ -18,7 +18,8 @@ import (
 
 // crashRun runs a fixed workload on a memFS that loses power at its
 // crashAt-th changing operation (0: never) and fails every operation after
-// it. It returns the number of operations the run made, the image the power
+// it. Halfway the store is closed and opened again, so that writes go on
+// over the zeros after the records recovery found. It returns the number of operations the run made, the image the power
 // loss left, the states after each revision, and the last acknowledged
 // revision.
 func crashRun(t *testing.T, mode persist.SyncMode, crashAt int, rng *rand.Rand) (ops int, img *memFS, states []map[string]engine.Entry, acked int64) {
@@ -43,11 +44,26 @@ func crashRun(t *testing.T, mode persist.SyncMode, crashAt int, rng *rand.Rand) 
 		}
 		return m.ops, img, []map[string]engine.Entry{{}}, 0
 	}
-	defer db.Close()
+	defer func() {
+		if db != nil {
+			db.Close()
+		}
+	}()
 	s := db.Store()
 	model := map[string]engine.Entry{}
 	states = append(states, map[string]engine.Entry{})
 	for i := range 72 {
+		if i == 36 {
+			db.Close()
+			if db, err = persist.Open(dir, opts); err != nil {
+				if crashAt == 0 {
+					t.Fatal(err)
+				}
+				db = nil
+				break
+			}
+			s = db.Store()
+		}
 		k := fmt.Sprintf("k%d", i%5)
 		var err error
 		var e engine.Entry

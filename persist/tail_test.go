@@ -47,9 +47,12 @@ func TestDB_TailKept(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			start := strings.LastIndex(strings.TrimSuffix(string(data), "\n"), "\n") + 1
-			tail := tc.damage(string(data[start:]))
-			if err := os.WriteFile(segs[0], append(data[:start:start], tail...), 0o644); err != nil {
+			recs := records(string(data))
+			start := strings.LastIndex(strings.TrimSuffix(recs, "\n"), "\n") + 1
+			tail := tc.damage(recs[start:])
+			// The damage is in the records; the zeros after them stay.
+			damaged := recs[:start] + tail + strings.Repeat("\x00", len(data)-start-len(tail))
+			if err := os.WriteFile(segs[0], []byte(damaged), 0o644); err != nil {
 				t.Fatal(err)
 			}
 
@@ -118,11 +121,11 @@ func damagedLogFS(t *testing.T) (*memFS, string) {
 			continue
 		}
 		data := string(n.data)
-		start := strings.LastIndex(strings.TrimSuffix(data, "\n"), "\n") + 1
+		start := strings.LastIndex(strings.TrimSuffix(records(data), "\n"), "\n") + 1
 		i := strings.Index(data[start:], "value-last") + start + len("value-")
 		data = data[:i] + "X" + data[i+1:]
 		n.data, n.synced = []byte(data), []byte(data)
-		tail = data[start:]
+		tail = records(data)[start:]
 	}
 	if tail == "" {
 		t.Fatalf("no log segment with records in\n%s", m.describe())

@@ -208,6 +208,12 @@ func (f sleepSyncFile) Sync() error {
 	return nil
 }
 
+// Datasync is what the log calls to make its records durable.
+func (f sleepSyncFile) Datasync() error {
+	time.Sleep(f.d)
+	return nil
+}
+
 func benchKey(i int) string { return fmt.Sprintf("key-%05d", i) }
 
 // benchListen serves h on a loopback port until the benchmark ends.

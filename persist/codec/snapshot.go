@@ -103,6 +103,36 @@ func (lr *LineReader) Next() ([]byte, error) {
 	return line, err
 }
 
+// SkipZeros consumes the NUL bytes at the reader's position and returns how
+// many there were. It stops before the first other byte, or at the end of
+// the input (then the next Next returns io.EOF). Log segments end in zeros
+// written ahead of their records, and no record holds a NUL byte (JSON
+// spells it \u0000), so a reader stops where a line would start with one.
+func (lr *LineReader) SkipZeros() (int64, error) {
+	var n int64
+	for {
+		if lr.r.Buffered() == 0 {
+			if _, err := lr.r.Peek(1); err != nil {
+				if err == io.EOF {
+					return n, nil
+				}
+				return n, err
+			}
+		}
+		buf, _ := lr.r.Peek(lr.r.Buffered())
+		k := 0
+		for k < len(buf) && buf[k] == 0 {
+			k++
+		}
+		lr.r.Discard(k)
+		n += int64(k)
+		lr.off += int64(k)
+		if k < len(buf) {
+			return n, nil
+		}
+	}
+}
+
 // ReadSnapshot reads a snapshot written by WriteSnapshot, checking its
 // layout and checksum. Errors are *CorruptError values whose File is name and
 // whose Offset is where the damage was found.
