@@ -334,6 +334,7 @@ type hotReq struct {
 	hasAuth   bool
 	bodyLen   int
 	closeConn bool
+	local     bool // ?consistency=local: cluster mode reads the member's own copy
 
 	at    int  // its offset in the read buffer
 	n     int  // its length in the buffer: all of it, or (short) the bytes there
@@ -626,12 +627,14 @@ func (cn *hotConn) answer() {
 }
 
 // get answers a fast GET of a key that exists, as the chain does: on a
-// single node from the store; in cluster mode on the leader after the
-// linearizable read's confirmation (consistent's), with the revision the
-// read reflects. It returns false, having answered nothing, for what the
-// chain should answer: a missing key (404), and on a follower every read
-// (it asks the leader for a read index with the client's credentials). In
-// cluster mode a write is never fast: the chain forwards and proposes it.
+// single node from the store (which has no consistency levels); in
+// cluster mode, with the revision the read reflects, from the member's own
+// copy for ?consistency=local and otherwise on the leader after the
+// linearizable read's confirmation (consistent's). It returns false,
+// having answered nothing, for what the chain should answer: a missing key
+// (404), and a follower's linearizable read (it asks the leader for a read
+// index with the client's credentials). In cluster mode a write is never
+// fast: the chain forwards and proposes it.
 func (cn *hotConn) get(r *hotReq) bool {
 	s := cn.l.s
 	if s.cluster == nil {
@@ -642,13 +645,15 @@ func (cn *hotConn) get(r *hotReq) bool {
 		cn.appendGet(r, &e, -1)
 		return true
 	}
-	node := s.cluster.node
-	if !node.IsLeader() {
-		return false
-	}
-	if _, err := node.Linearize(cn.context()); err != nil {
-		cn.renderError(r, err)
-		return true
+	if !r.local {
+		node := s.cluster.node
+		if !node.IsLeader() {
+			return false
+		}
+		if _, err := node.Linearize(cn.context()); err != nil {
+			cn.renderError(r, err)
+			return true
+		}
 	}
 	rev := s.store.Rev()
 	e, err := s.store.Get(r.key)

@@ -42,13 +42,16 @@ func TestHotLoop_Cluster(t *testing.T) {
 		t.Fatalf("PUT through the leader's loop: %s", got)
 	}
 
-	reads := req("GET", "/v1/kv/a", "") + req("GET", "/v1/kv/missing", "") + req("GET", "/v1/kv/b", "", "Connection: close")
+	reads := req("GET", "/v1/kv/a", "") + req("GET", "/v1/kv/missing", "") + req("GET", "/v1/kv/a?consistency=local", "") +
+		req("GET", "/v1/kv/missing?consistency=local", "") + req("GET", "/v1/kv/b?consistency=linearizable", "", "Connection: close")
 	for _, m := range ms {
-		h, _, err := exchange(hot[m], reads, 3)
+		// A follower's local copy may lag the leader's: wait for both writes.
+		waitFor(t, m.node.ID()+" to apply the writes", func() bool { return m.node.Store().Rev() >= 3 })
+		h, _, err := exchange(hot[m], reads, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, _, err := exchange(ref(m), reads, 3)
+		r, _, err := exchange(ref(m), reads, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,6 +62,9 @@ func TestHotLoop_Cluster(t *testing.T) {
 		}
 		if m == l && !loopAnswered(h[0]) {
 			t.Errorf("the leader's read of a key was not answered by the loop itself:\n%s", h[0])
+		}
+		if !loopAnswered(h[2]) {
+			t.Errorf("member %s: a local read of a key was not answered by the loop itself:\n%s", m.node.ID(), h[2])
 		}
 	}
 

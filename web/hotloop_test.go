@@ -276,6 +276,10 @@ func TestHotLoop_SameAnswers(t *testing.T) {
 		{name: "HandOffMidPipeline", auth: true, reqs: []string{
 			req("PUT", "/v1/kv/k6", "before", auth), req("HEAD", "/v1/kv/k6", "", auth), req("GET", "/v1/kv/k6", "", auth),
 		}, loop: []bool{true, false, false}, handoff: true},
+		{name: "ConsistencyQuery", auth: true, reqs: []string{
+			req("GET", "/v1/kv/k1?consistency=local", "", auth), req("GET", "/v1/kv/k1?consistency=linearizable", "", readAuth),
+			req("GET", "/v1/kv/nope?consistency=local", "", auth),
+		}, loop: []bool{true, true, false}},
 		{name: "AcceptJSON", auth: true, handoff: true, reqs: []string{req("GET", "/v1/kv/k6", "", auth, "Accept: application/json")}},
 		{name: "IfNoneMatch", auth: true, handoff: true, reqs: []string{
 			req("GET", "/v1/kv/k6", "", auth, `If-None-Match: "`+"999"+`"`), req("GET", "/v1/kv/k6", "", auth, "If-None-Match: *"),

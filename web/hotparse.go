@@ -8,15 +8,19 @@ package web
 // What it accepts, exactly (anything else is handed off):
 //
 //	request-line = ("GET" / "PUT") " /v1/kv/" 1*keychar " HTTP/1.1" CRLF
+//	             / "GET /v1/kv/" 1*keychar "?consistency=" ("local" / "linearizable") " HTTP/1.1" CRLF
 //	keychar      = ALPHA / DIGIT / "-" / "." / "_" / "~" / "!" / "$" / "&" / "'" /
 //	               "(" / ")" / "*" / "+" / "," / ";" / "=" / ":" / "@" / "/"
 //	header       = name ":" *(SP / HTAB) value *(SP / HTAB) CRLF
 //	head         = request-line *header CRLF
 //
 // keychar is RFC 3986's pchar and "/" without "%": no escapes to decode, no
-// query, no fragment, nothing net/url treats specially, so the key is the
-// bytes of the target after "/v1/kv/", as keyParam takes it from
-// r.URL.Path. A name is one of hotHeaders (ASCII case folded); the other
+// fragment, nothing net/url treats specially, so the key is the bytes of
+// the target after "/v1/kv/", as keyParam takes it from r.URL.Path. The one
+// query taken is a GET's read consistency, spelled exactly as the cluster's
+// consistent reads it (r.URL.Query().Get("consistency")): cluster mode's
+// followers serve ?consistency=local reads from their own copy, the most
+// common read there is. A name is one of hotHeaders (ASCII case folded); the other
 // headers change what the production chain answers (Cookie, If-Match,
 // Origin, X-Forwarded-For, ...) or how net/http reads the request
 // (Transfer-Encoding, Expect, Upgrade, ...), or were not checked to change
@@ -224,6 +228,7 @@ func hotLine(b []byte) (line, rest []byte, st lineState) {
 // can still become one the loop takes) into r.
 func hotRequestLine(line []byte, complete bool, r *hotReq) bool {
 	const get, put, version = "GET /v1/kv/", "PUT /v1/kv/", " HTTP/1.1"
+	const local, linearizable = "?consistency=local" + version, "?consistency=linearizable" + version
 	switch {
 	case len(line) >= len(get) && string(line[:len(get)]) == get:
 	case len(line) >= len(put) && string(line[:len(put)]) == put:
@@ -238,9 +243,17 @@ func hotRequestLine(line []byte, complete bool, r *hotReq) bool {
 	}
 	key, tail := rest[:k], rest[k:]
 	if !complete {
-		return len(tail) == 0 || (k > 0 && isPrefix(tail, version+"\r"))
+		return len(tail) == 0 || (k > 0 && (isPrefix(tail, version+"\r") ||
+			(!r.put && (isPrefix(tail, local+"\r") || isPrefix(tail, linearizable+"\r")))))
 	}
-	if k == 0 || string(tail) != version {
+	switch {
+	case k == 0:
+		return false
+	case string(tail) == version:
+	case !r.put && string(tail) == local:
+		r.local = true
+	case !r.put && string(tail) == linearizable:
+	default:
 		return false
 	}
 	r.key = string(key)

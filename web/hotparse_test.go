@@ -273,6 +273,16 @@ func (o *hotOracle) checkOK(t *testing.T, b []byte, n int, r *hotReq) {
 	if key, err := keyParam(req, "/v1/kv/"); err != nil || key != r.key {
 		fail("the key is %q (%v)", key, err)
 	}
+	// The query: none, or the read consistency as consistent reads it.
+	if q := req.URL.RawQuery; q != "" {
+		level := req.URL.Query().Get("consistency")
+		if r.put || (level != "local" && level != "linearizable") || q != "consistency="+level {
+			fail("the query %q", q)
+		}
+	}
+	if local := req.URL.Query().Get("consistency") == "local"; local != r.local {
+		fail("consistency=local %v", local)
+	}
 	// Authorization, as authenticate reads it.
 	tok, sent := bearerToken(req)
 	if sent != r.hasAuth || tok != r.token || (sent && len(req.Header["Authorization"]) != 1) {
@@ -348,6 +358,7 @@ func (o *hotOracle) checkShort(t *testing.T, b []byte, n int) {
 // Content-Length it needs, the empty line, and the body.
 func completeHot(b []byte) ([]byte, bool) {
 	lines := []string{"GET /v1/kv/k HTTP/1.1", "PUT /v1/kv/k HTTP/1.1", "k HTTP/1.1",
+		"GET /v1/kv/k?consistency=local HTTP/1.1", "k?consistency=linearizable HTTP/1.1",
 		"Authorization: Bearer t", "Content-Length: 0", "Connection: close", "Connection: keep-alive", "Accept: */*"}
 	for _, h := range hotHeaders {
 		lines = append(lines, h.name+": h")
@@ -403,6 +414,8 @@ var hotSeeds = []struct {
 	{"odd host", "GET /v1/kv/a HTTP/1.1\r\nHost: [:-.]\r\n\r\n", parseOK},
 	{"no spaces", "PUT /v1/kv/a HTTP/1.1\r\nHost:h\r\nAccept:*/*\r\nContent-Length:1\r\nAuthorization:Bearer =\r\n\r\nx", parseOK},
 	{"long key", "GET /v1/kv/" + strings.Repeat("k", 900) + " HTTP/1.1\r\nHost: h\r\n\r\n", parseOK},
+	{"consistency local", "GET /v1/kv/a?consistency=local HTTP/1.1\r\nHost: h\r\n\r\n", parseOK},
+	{"consistency linearizable", "GET /v1/kv/a/b?consistency=linearizable HTTP/1.1\r\nHost: h\r\n\r\n", parseOK},
 	{"ignored headers twice", "GET /v1/kv/a HTTP/1.1\r\nHost: h\r\nUser-Agent: a\r\nUser-Agent: b\r\nAccept-Language: en, fr;q=0.5\r\n\r\n", parseOK},
 
 	// Not yet whole.
@@ -410,6 +423,8 @@ var hotSeeds = []struct {
 	{"method only", "PU", parseShort},
 	{"in the key", "GET /v1/kv/ab", parseShort},
 	{"in the version", "GET /v1/kv/a HTTP/1.", parseShort},
+	{"in the query", "GET /v1/kv/a?consistency=lo", parseShort},
+	{"after the query", "GET /v1/kv/a?consistency=linearizable HTTP/", parseShort},
 	{"request line CR", "GET /v1/kv/a HTTP/1.1\r", parseShort},
 	{"no headers yet", "GET /v1/kv/a HTTP/1.1\r\n", parseShort},
 	{"in a name", "GET /v1/kv/a HTTP/1.1\r\nHo", parseShort},
@@ -476,6 +491,14 @@ var hotSeeds = []struct {
 	{"absolute form", "GET http://h/v1/kv/a HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
 	{"asterisk", "GET * HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
 	{"query", "GET /v1/kv/a?format=json HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
+	{"PUT consistency", "PUT /v1/kv/a?consistency=local HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", parseHandOff},
+	{"consistency upper case", "GET /v1/kv/a?consistency=LOCAL HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
+	{"consistency other", "GET /v1/kv/a?consistency=stale HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
+	{"consistency longer", "GET /v1/kv/a?consistency=locals HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
+	{"consistency and more", "GET /v1/kv/a?consistency=local&format=json HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
+	{"consistency twice", "GET /v1/kv/a?consistency=local&consistency=linearizable HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
+	{"consistency escaped", "GET /v1/kv/a?consistency=loc%61l HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
+	{"consistency no key", "GET /v1/kv/?consistency=local HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
 	{"empty query", "GET /v1/kv/a? HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
 	{"fragment", "GET /v1/kv/a#b HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
 	{"escape", "GET /v1/kv/a%2Fb HTTP/1.1\r\nHost: h\r\n\r\n", parseHandOff},
@@ -613,8 +636,8 @@ func FuzzHotParse(f *testing.F) {
 
 // String gives what parseHot read, for failure messages.
 func (r *hotReq) String() string {
-	return fmt.Sprintf("{put %v key %q host %q auth %v token %q body %d close %v}",
-		r.put, r.key, r.host, r.hasAuth, r.token, r.bodyLen, r.closeConn)
+	return fmt.Sprintf("{put %v key %q local %v host %q auth %v token %q body %d close %v}",
+		r.put, r.key, r.local, r.host, r.hasAuth, r.token, r.bodyLen, r.closeConn)
 }
 
 func (s parseStatus) String() string {
