@@ -763,9 +763,17 @@ func (cn *hotConn) request(r *hotReq) (*http.Request, *countingBody) {
 	var src io.Reader = bytes.NewReader(cn.buf[r.at : r.at+r.n])
 	if r.short {
 		if rest := int64(r.bodyLen) - int64(r.n-r.head); rest > 0 {
-			if rd := cn.reqStart.Add(cn.l.t.Read); cn.l.t.Read > 0 {
-				cn.setReadDeadline(rd)
+			// The handler reads the body straight from the connection,
+			// where an early deadline is not retried (see expired): set
+			// the one wanted exactly, ReadTimeout from the request's
+			// start, or none without one (as net/http), never the
+			// ReadHeaderTimeout left from reading the head.
+			var rd time.Time
+			if cn.l.t.Read > 0 {
+				rd = cn.reqStart.Add(cn.l.t.Read)
 			}
+			cn.readWant, cn.readDL = rd, rd
+			_ = cn.c.SetReadDeadline(rd)
 			src = io.MultiReader(src, io.LimitReader(cn.c, rest))
 		}
 	}
