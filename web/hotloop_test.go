@@ -229,6 +229,7 @@ var (
 func TestHotLoop_SameAnswers(t *testing.T) {
 	big := strings.Repeat("b", hotMaxValue+1)
 	huge := strings.Repeat("h", 300<<10) // far more than the first read: refused from the head
+	mid := strings.Repeat("m", 40<<10)   // more than the first read, less than net/http drains
 	cases := []struct {
 		name    string
 		auth    bool
@@ -261,6 +262,13 @@ func TestHotLoop_SameAnswers(t *testing.T) {
 		}},
 		{name: "NoToken", auth: true, reqs: []string{req("GET", "/v1/kv/k1", ""), req("PUT", "/v1/kv/k1", "n")}},
 		{name: "RefusedHugeBodyNoToken", auth: true, reqs: []string{req("PUT", "/v1/kv/k1", huge)}},
+		// Bodies longer than the loop's first read but under net/http's
+		// 256 KiB it reads past a handler: net/http reads them away and
+		// keeps the connection, so must the loop.
+		{name: "RefusedMidBodyThenGet", auth: true, reqs: []string{
+			req("PUT", "/v1/kv/k1", mid), req("PUT", "/v1/kv/k1", mid, readAuth), req("GET", "/v1/kv/k1", "", auth),
+		}},
+		{name: "TooLargeMidBodyThenGet", auth: true, reqs: []string{req("PUT", "/v1/kv/big", mid, auth), req("GET", "/v1/kv/k1", "", auth)}},
 		{name: "NoAuthConfigured", auth: false, reqs: []string{
 			req("PUT", "/v1/kv/open", "v"), req("GET", "/v1/kv/open", ""), req("GET", "/v1/kv/open", "", "Authorization: Bearer whatever"),
 		}, loop: []bool{true, true, true}},
