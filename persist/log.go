@@ -303,7 +303,14 @@ func (l *Log) Append(cmds []engine.Command) error {
 // (however much the write reported): zeros go back over it up to alloc,
 // where they were already on disk, so this needs no new space on a full
 // disk; past alloc the file is cut back to alloc. Until the next write
-// overwrites them, the zeros end the log again. The caller holds mu.
+// overwrites them, the zeros end the log again.
+//
+// The undo is fdatasynced before the failed write is answered, in every
+// mode: the kernel may have written the refused bytes back already, and
+// zeros only in memory would let a power loss bring back a write answered
+// as not made, or mix its bytes with a later write's over the same range
+// (a line that fails its checks, with the refused records after it, which
+// recovery refuses). The caller holds mu.
 func (l *Log) undoLocked(tried int64) error {
 	if tried <= l.size {
 		return nil
@@ -316,7 +323,10 @@ func (l *Log) undoLocked(tried int64) error {
 			return err
 		}
 	}
-	l.dirty = true // the undo reaches the disk with the next sync
+	if err := l.f.Datasync(); err != nil {
+		return fmt.Errorf("fdatasync the undo: %w", err)
+	}
+	l.dirty = false
 	return nil
 }
 

@@ -69,11 +69,33 @@ func TestLog_CommitDelay(t *testing.T) {
 		}
 	})
 	t.Run("AlwaysFastDisk", func(t *testing.T) {
-		// Syncs of well under 333 µs (here instant, in memory; this
-		// project's disk takes about 0.1 ms for a zero-filled log's):
-		// the floor, the time writers take to come back.
-		if got := delayAfterOn(t, newMemFS(), persist.SyncAlways, 40); got != time.Millisecond {
-			t.Errorf("after fast fsyncs: delay %v, want the floor of 1 ms", got)
+		// Syncs of well under 333 µs (here in memory; this project's disk
+		// takes about 0.1 ms for a zero-filled log's): the floor, the
+		// time writers take to come back. Under load (-race, -p 4, other
+		// engineers' runs) one sync preempted for a few milliseconds
+		// lifts the moving average above a third of the floor, so the
+		// test follows the average through the observer, checks the
+		// delay against it every time, and repeats until a run's average
+		// is low enough for the floor to be what is checked.
+		for attempt := 1; ; attempt++ {
+			var avg int64 // the log's moving average, from the same latencies
+			opts := persist.Options{Sync: persist.SyncAlways, FS: newMemFS(), NoLock: true,
+				SyncObserver: func(d time.Duration) { avg += (int64(d) - avg) / 8 }}
+			db := mustOpen(t, dir, opts)
+			for range 40 {
+				mustPut(t, db.Store(), "k", "v")
+			}
+			got, three := db.CommitDelayForTest(), 3*time.Duration(avg)
+			db.Close()
+			if want := min(max(three, time.Millisecond), 2*time.Millisecond); got != want {
+				t.Fatalf("syncs averaging %v: delay %v, want %v", time.Duration(avg), got, want)
+			}
+			if three < time.Millisecond {
+				return // got is the floor of 1 ms
+			}
+			if attempt == 10 {
+				t.Fatalf("in-memory syncs averaged %v or more in %d runs: the floor was never what decided", time.Duration(avg), attempt)
+			}
 		}
 	})
 	t.Run("AlwaysSlowDisk", func(t *testing.T) {

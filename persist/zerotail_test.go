@@ -1,15 +1,19 @@
 package persist_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/persist"
 )
 
@@ -263,5 +267,60 @@ func TestDB_FailedWriteLeavesZeros(t *testing.T) {
 	}
 	if got := state(t, db.Store()); !reflect.DeepEqual(got, want) {
 		t.Fatalf("reopened: %v, want %v", got, want)
+	}
+}
+
+// TestDB_FailedWriteNotResurrected: a write the log refused (the disk
+// filled up while it zero-filled ahead of the record) must not come back
+// after a power loss. The kernel may write dirty pages back at any moment,
+// so the refused record can be on disk before the zeros of the undo go over
+// it in memory: unless the undo is made durable before the write is
+// answered, a power loss brings back a write answered "the disk is full;
+// the write was not made" (with fsync always), or a state that never
+// existed (with everysec, under the acknowledged write that followed it).
+func TestDB_FailedWriteNotResurrected(t *testing.T) {
+	for _, mode := range []persist.SyncMode{persist.SyncAlways, persist.SyncEverySec} {
+		t.Run(string(mode), func(t *testing.T) {
+			m := newMemFS()
+			opts := memOpts(m)
+			opts.Sync, opts.SyncInterval = mode, time.Hour
+			db := mustOpen(t, dir, opts)
+			mustPut(t, db.Store(), "before", "1")
+			armed := true
+			m.fault = func(op string, n int, name string) error {
+				// The write after the record's: the zero-fill ahead of it.
+				if nd := m.files[name]; armed && op == "write" && nd != nil && bytes.Contains(nd.data, []byte("doomed")) {
+					armed = false
+					nd.synced = bytes.Clone(nd.data) // the kernel's writeback of the dirty pages
+					return errNoSpace
+				}
+				return nil
+			}
+			if _, err := db.Store().Put("doomed", strings.Repeat("d", 300)); !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("put across the zeros on a full disk: %v, want ENOSPC", err)
+			}
+			if armed {
+				t.Fatal("the zero-fill after the record was never attempted")
+			}
+			wants := []map[string]engine.Entry{state(t, db.Store())}
+			if mode == persist.SyncEverySec {
+				mustPut(t, db.Store(), "after", "2")
+				wants = append(wants, state(t, db.Store()))
+			}
+			for seed := range uint64(64) {
+				m.mu.Lock()
+				img := m.crashLocked(rand.New(rand.NewPCG(seed, 11)))
+				m.mu.Unlock()
+				re, err := persist.Open(dir, memOpts(img))
+				if err != nil {
+					t.Fatalf("seed %d: power loss after a refused write: Open = %v", seed, err)
+				}
+				got := state(t, re.Store())
+				re.Close()
+				if !slices.ContainsFunc(wants, func(w map[string]engine.Entry) bool { return reflect.DeepEqual(got, w) }) {
+					t.Fatalf("seed %d: power loss after a refused write recovered %v, want one of %v", seed, got, wants)
+				}
+			}
+		})
 	}
 }
