@@ -34,8 +34,9 @@
 // store may close. With a debug logger (the access log is the chain's) it
 // hands every connection over. In cluster mode it answers the leader's
 // linearizable GET itself, after the same read confirmation as the chain's
-// consistent, and renders followers' reads and every write through the
-// chain (forwarding, raft); TestHotLoop_Cluster. It is there for speed:
+// consistent, and every member's ?consistency=local GET from its own
+// copy, and renders followers' linearizable reads and every write through
+// the chain (forwarding, raft); TestHotLoop_Cluster. It is there for speed:
 // in `make bench-peers` it answers GETs at 0.94 × a bare net/http handler
 // where the chain alone makes 0.64 ×, with 0.59 × its CPU per GET and
 // 0.72 × per durable PUT (README, Measured).

@@ -285,9 +285,9 @@ type httpServer interface {
 // (a single node's or a cluster member's) and the logger and metrics; the
 // limits, tokens, host and origin rules and timeouts come from c, so a flag
 // added here reaches both modes. With --hot-loop (the default) GET and PUT
-// of a key are served by web.HotLoop, with the same timeouts, and every
-// other request (every request in cluster mode or with --log-level debug,
-// which the loop leaves to net/http) by the http.Server.
+// of a key are served by web.HotLoop, with the same timeouts (in cluster
+// mode too), and every other request (every request with --log-level
+// debug, which the loop leaves to net/http) by the http.Server.
 func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) httpServer {
 	o.MaxBodyBytes, o.MaxImportBytes = c.maxBodyBytes, c.maxImportBytes
 	o.AuthToken, o.ReadToken = c.authToken, c.readToken
