@@ -339,7 +339,7 @@ type hotReq struct {
 	at    int  // its offset in the read buffer
 	n     int  // its length in the buffer: all of it, or (short) the bytes there
 	fast  bool // Host and token allow it (see fastAllowed): the loop may answer it itself
-	short bool // its body is not all read: answered from the head, then the connection closes
+	short bool // its body is not all read: answered from the head, the rest read from the connection
 	head  int  // a short request's head length
 
 	start   time.Time
@@ -521,10 +521,10 @@ func (cn *hotConn) take() (used, need int, headDone bool) {
 			}
 			// Refused, or too large: answered from the head now (the
 			// handlers refuse before reading the body, and stop reading
-			// at the limit), and the connection closed after.
+			// at the limit), the rest of the body read from the
+			// connection as net/http reads it (see renderByHandler).
 			r.short, r.n, r.head = true, len(cn.buf)-used, n-r.bodyLen
 			cn.batch = append(cn.batch, r)
-			cn.closeAfter = true
 			return len(cn.buf), 0, false
 		}
 		r.n = n
@@ -763,9 +763,17 @@ func (cn *hotConn) request(r *hotReq) (*http.Request, *countingBody) {
 	var src io.Reader = bytes.NewReader(cn.buf[r.at : r.at+r.n])
 	if r.short {
 		if rest := int64(r.bodyLen) - int64(r.n-r.head); rest > 0 {
-			if rd := cn.reqStart.Add(cn.l.t.Read); cn.l.t.Read > 0 {
-				cn.setReadDeadline(rd)
+			// The handler reads the body straight from the connection,
+			// where an early deadline is not retried (see expired): set
+			// the one wanted exactly, ReadTimeout from the request's
+			// start, or none without one (as net/http), never the
+			// ReadHeaderTimeout left from reading the head.
+			var rd time.Time
+			if cn.l.t.Read > 0 {
+				rd = cn.reqStart.Add(cn.l.t.Read)
 			}
+			cn.readWant, cn.readDL = rd, rd
+			_ = cn.c.SetReadDeadline(rd)
 			src = io.MultiReader(src, io.LimitReader(cn.c, rest))
 		}
 	}
@@ -811,11 +819,14 @@ func (b *countingBody) Close() error { return b.r.Close() }
 // renderByHandler answers r through the whole handler chain into a
 // recorder, as the http.Server would have answered it, and decides as
 // net/http does whether the connection closes after it: asked by the
-// client, or with more than maxPostHandlerRead of the body left unread or
-// a body the loop did not read at all (short). (A 413 keeps the connection
-// as net/http does: the chain's ResponseWriter wrappers hide the limit
-// from it, and the body, read to the limit, is then read to the end.) ok is false if http.ReadRequest
-// refuses r's bytes (then net/http must have them).
+// client, or with maxPostHandlerRead or more of the body left unread by
+// the handler. Less than that is read away, as net/http does before it
+// answers: from the buffer, or for a short request from the connection,
+// where a body that does not all come (an error, ReadTimeout) closes the
+// connection too. (A 413 keeps the connection as net/http does: the
+// chain's ResponseWriter wrappers hide the limit from it, and the body,
+// read to the limit, is then read to the end.) ok is false if
+// http.ReadRequest refuses r's bytes (then net/http must have them).
 func (cn *hotConn) renderByHandler(r *hotReq) (ok, closing bool) {
 	req, body := cn.request(r)
 	if req == nil {
@@ -824,7 +835,12 @@ func (cn *hotConn) renderByHandler(r *hotReq) (ok, closing bool) {
 	rec := newHotRecorder()
 	cn.l.h.ServeHTTP(rec, req)
 	unread := req.ContentLength - body.n
-	closing = r.closeConn || r.short || unread >= maxPostHandlerRead
+	closing = r.closeConn || unread >= maxPostHandlerRead
+	if r.short && !closing {
+		if _, err := io.CopyN(io.Discard, body, maxPostHandlerRead+1); err != io.EOF {
+			closing = true
+		}
+	}
 	cn.appendRecorded(rec, closing)
 	cn.maybeFlush()
 	return true, closing

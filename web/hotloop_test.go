@@ -229,6 +229,7 @@ var (
 func TestHotLoop_SameAnswers(t *testing.T) {
 	big := strings.Repeat("b", hotMaxValue+1)
 	huge := strings.Repeat("h", 300<<10) // far more than the first read: refused from the head
+	mid := strings.Repeat("m", 40<<10)   // more than the first read, less than net/http drains
 	cases := []struct {
 		name    string
 		auth    bool
@@ -261,6 +262,13 @@ func TestHotLoop_SameAnswers(t *testing.T) {
 		}},
 		{name: "NoToken", auth: true, reqs: []string{req("GET", "/v1/kv/k1", ""), req("PUT", "/v1/kv/k1", "n")}},
 		{name: "RefusedHugeBodyNoToken", auth: true, reqs: []string{req("PUT", "/v1/kv/k1", huge)}},
+		// Bodies longer than the loop's first read but under net/http's
+		// 256 KiB it reads past a handler: net/http reads them away and
+		// keeps the connection, so must the loop.
+		{name: "RefusedMidBodyThenGet", auth: true, reqs: []string{
+			req("PUT", "/v1/kv/k1", mid), req("PUT", "/v1/kv/k1", mid, readAuth), req("GET", "/v1/kv/k1", "", auth),
+		}},
+		{name: "TooLargeMidBodyThenGet", auth: true, reqs: []string{req("PUT", "/v1/kv/big", mid, auth), req("GET", "/v1/kv/k1", "", auth)}},
 		{name: "NoAuthConfigured", auth: false, reqs: []string{
 			req("PUT", "/v1/kv/open", "v"), req("GET", "/v1/kv/open", ""), req("GET", "/v1/kv/open", "", "Authorization: Bearer whatever"),
 		}, loop: []bool{true, true, true}},
@@ -801,4 +809,61 @@ func canonicalResp(resp *http.Response, body []byte) string {
 	}
 	slices.Sort(lines)
 	return resp.Status + "\n" + strings.Join(lines, "\n") + "\n\n" + string(body)
+}
+
+// TestHotLoop_RefusedBodyReadTimeout: the body of a request the loop
+// answers from its head (a value over the limit, read by the handler
+// straight from the connection) is read under ReadTimeout, as net/http
+// reads it; with none, under no deadline at all, not under the
+// ReadHeaderTimeout left from reading the head. Its head arrives in two
+// reads (so the header deadline was set) and the first limit+1 bytes of
+// its body trickle in over longer than ReadHeaderTimeout: both servers
+// must answer 413.
+func TestHotLoop_RefusedBodyReadTimeout(t *testing.T) {
+	const headerTimeout = 300 * time.Millisecond
+	limits := func() *http.Server {
+		return &http.Server{ReadHeaderTimeout: headerTimeout, IdleTimeout: time.Minute}
+	}
+	hotEnv := openHotEnv(t, t.TempDir(), false, nil)
+	_, hot := startHot(t, hotEnv.opts, limits())
+	refEnv := openHotEnv(t, t.TempDir(), false, nil)
+	rsrv := limits()
+	rsrv.Handler = web.NewServer(refEnv.opts)
+	rln := listenLocal(t)
+	go func() { _ = rsrv.Serve(rln) }()
+	t.Cleanup(func() { _ = rsrv.Close() })
+
+	const bodyLen = 8 * hotMaxValue
+	for _, s := range []struct{ name, addr string }{{"net/http", rln.Addr().String()}, {"the loop", hot}} {
+		t.Run(s.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			go func() {
+				_, _ = io.WriteString(c, "PUT /v1/kv/big HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+				time.Sleep(50 * time.Millisecond)
+				_, _ = io.WriteString(c, "Content-Length: "+strconv.Itoa(bodyLen)+"\r\n\r\n")
+				// limit+1 bytes over 4 x ReadHeaderTimeout, then the rest.
+				chunk := strings.Repeat("b", hotMaxValue/10)
+				for range 11 {
+					time.Sleep(headerTimeout * 4 / 11)
+					if _, err := io.WriteString(c, chunk); err != nil {
+						return
+					}
+				}
+				_, _ = io.WriteString(c, strings.Repeat("b", bodyLen-11*len(chunk)))
+			}()
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusRequestEntityTooLarge {
+				t.Errorf("answered %s, want 413:\n%s", resp.Status, body)
+			}
+		})
+	}
 }
