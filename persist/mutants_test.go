@@ -62,6 +62,12 @@ var mutants = []mutant{
 	{"UndoTrustsWriteCount", "persist/log.go",
 		"\t\tif uerr := l.undoLocked(tried); uerr != nil {",
 		"\t\t_ = tried\n\t\tif uerr := l.undoLocked(l.size + n); uerr != nil {", "TestDB_FailedWriteLeavesZeros", "the segment is not its"},
+	// The zeros of an undo must be durable before the refused write is
+	// answered: the kernel may have written the refused record back
+	// already, and a power loss would bring it back.
+	{"UndoNotDurable", "persist/log.go",
+		"\tif err := l.f.Datasync(); err != nil {\n\t\treturn fmt.Errorf(\"fdatasync the undo",
+		"\tif err := error(nil); err != nil {\n\t\treturn fmt.Errorf(\"fdatasync the undo", "TestDB_FailedWriteNotResurrected", "power loss after a refused write"},
 }
 
 // TestMutants plants each bug in a copy of the module and checks that its
@@ -103,7 +109,7 @@ func TestMutants(t *testing.T) {
 				test, marker = "TestDB_PowerLoss", "power loss at operation"
 			}
 			if m.file == "" { // the unmutated copy must pass every test the mutants use
-				test = "(TestDB_PowerLoss|TestDB_PowerLossEverySec|TestDB_TornTail|TestDB_FailedWriteLeavesZeros)"
+				test = "(TestDB_PowerLoss|TestDB_PowerLossEverySec|TestDB_TornTail|TestDB_FailedWriteLeavesZeros|TestDB_FailedWriteNotResurrected)"
 			}
 			out, err := run(dir, test)
 			switch {
