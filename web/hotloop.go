@@ -444,11 +444,16 @@ func (cn *hotConn) serve() {
 			return
 		}
 		cn.shrinkOut()
-		// Keep what is left: the start of the next request, which arrived
-		// with the last read at the latest.
+		// Keep what is left: the start of the next request. Its timeouts
+		// count from now, when the loop begins to wait for the rest of it
+		// (as net/http's from when it begins to read a request), not from
+		// the read that brought its start: answering those before it may
+		// have taken longer than ReadHeaderTimeout (a client slow to read
+		// a big answer), and a deadline already past would close the
+		// connection with the rest of the request unread.
 		if used > 0 {
 			cn.buf = cn.buf[:copy(cn.buf, cn.buf[used:])]
-			cn.reqStart = cn.lastRead
+			cn.reqStart = time.Now()
 		}
 		if l.shutting.Load() {
 			cn.close() // after answering: the requests not begun are not taken

@@ -867,3 +867,50 @@ func TestHotLoop_RefusedBodyReadTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestHotLoop_HeaderTimeoutAfterSlowAnswer: a pipelined request whose head
+// began in the read that brought the one before it gets ReadHeaderTimeout
+// from when the loop starts waiting for the rest of it (after the answers
+// before it are written), as net/http counts it, not from that read: a
+// client slow to read a big answer must not lose the connection, and the
+// answer to its next request, for it.
+func TestHotLoop_HeaderTimeoutAfterSlowAnswer(t *testing.T) {
+	const headerTimeout = 300 * time.Millisecond
+	const size = 32 << 20 // far more than the socket buffers hold
+	env := openHotEnvMax(t, t.TempDir(), false, nil, size)
+	if _, err := env.db.Store().Put("big", strings.Repeat("v", size)); err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startHot(t, env.opts, &http.Server{ReadHeaderTimeout: headerTimeout, ReadTimeout: time.Minute,
+		WriteTimeout: time.Minute, IdleTimeout: time.Minute})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	second := req("GET", "/v1/kv/small", "")
+	// The first request whole and the start of the second in one write;
+	// the rest of the second at once after, while the first's answer is
+	// being written.
+	if _, err := io.WriteString(c, req("GET", "/v1/kv/big", "")+second[:20]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, err := io.WriteString(c, second[20:]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * headerTimeout) // reading nothing: the answer waits
+	br := bufio.NewReader(c)
+	for i, want := range []int{http.StatusOK, http.StatusNotFound} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i+1, err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (i == 0 && n != size) {
+			t.Fatalf("answer %d: %s, %d bytes; want %d", i+1, resp.Status, n, want)
+		}
+	}
+}
