@@ -214,16 +214,6 @@ func startCluster(t *testing.T) *testCluster {
 	return c
 }
 
-func freePortOn(tb testing.TB, ip string) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		tb.Fatalf("find a free port on %s: %v", ip, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // clusterView is GET /v1/cluster's answer.
 type clusterView struct {
 	Leader  string `json:"leader"`

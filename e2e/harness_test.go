@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -300,17 +301,56 @@ func startServer(tb testing.TB, args ...string) *server {
 	return s
 }
 
-// freePort returns a loopback TCP port that was free a moment ago. Another
-// process may take it before the server binds it; the server then exits and
-// Start fails the test, which is rare enough to accept.
-func freePort(tb testing.TB) int {
+// freePort returns a loopback TCP port that was free a moment ago (see
+// freePortOn).
+func freePort(tb testing.TB) int { return freePortOn(tb, "127.0.0.1") }
+
+// freePortOn returns a TCP port on ip that was free a moment ago, chosen
+// below the kernel's ephemeral range. A port from that range (what
+// listening on port 0 gives) can be taken by any outgoing connection's
+// automatic local port while its server is down: a member killed and
+// restarted on the same port under load then failed to start with
+// "address already in use" (BenchmarkCluster's failover, 2026-12-03).
+// Another process may still listen on the port first; the server then
+// exits and Start fails the test, which is rare enough to accept.
+func freePortOn(tb testing.TB, ip string) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := 20000, ephemeralLow()-1
+	for range 200 {
+		if hi <= lo {
+			break
+		}
+		port := lo + rand.IntN(hi-lo+1)
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
-		tb.Fatalf("find a free port: %v", err)
+		tb.Fatalf("find a free port on %s: %v", ip, err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range
+// (Linux's default where it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < 1024 {
+		return 32768
+	}
+	return n
 }
 
 // Start runs the server on s.Addr and s.DataDir and waits until /healthz
