@@ -37,9 +37,9 @@
 // consistent, and every member's ?consistency=local GET from its own
 // copy, and renders followers' linearizable reads and every write through
 // the chain (forwarding, raft); TestHotLoop_Cluster. It is there for speed:
-// in `make bench-peers` it answers GETs at 0.94 × a bare net/http handler
-// where the chain alone makes 0.64 ×, with 0.59 × its CPU per GET and
-// 0.72 × per durable PUT (README, Measured).
+// in `make bench-peers` it answers GETs at 0.92 × a bare net/http handler
+// where the chain alone makes 0.72 ×, with 0.73 × its CPU per GET and
+// 0.69 × per durable PUT (README, Measured).
 // Keys
 // travel in the path percent-encoded as one segment (encodeURIComponent):
 // the handlers read them from the decoded path, so "a%2Fb" names the key
