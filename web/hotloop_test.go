@@ -451,8 +451,11 @@ func TestHotLoop_IdleFromLastAnswer(t *testing.T) {
 		t.Fatalf("PUT answered %d", code)
 	}
 	answered := time.Now()
-	if took := closedWithin(t, c, answered, 20*time.Second); took < idle {
-		t.Errorf("closed %v after the last answer, want the idle timeout, %v", took, idle)
+	// The server's idle time starts as it finishes writing the answer, a
+	// little before the client has read it; a deadline kept from when the
+	// connection came would close it about idle/4 after the answer.
+	if took := closedWithin(t, c, answered, 20*time.Second); took < idle/2 {
+		t.Errorf("closed %v after the last answer, want about the idle timeout, %v", took, idle)
 	}
 }
 
