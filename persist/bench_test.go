@@ -55,14 +55,20 @@ func BenchmarkDB_PutAlways(b *testing.B) {
 	syncMu.Lock()
 	defer syncMu.Unlock()
 	if len(syncs) > 0 {
-		var sum time.Duration
-		for _, d := range syncs {
-			sum += d
-		}
-		slices.Sort(syncs)
-		b.ReportMetric(float64(syncs[len(syncs)/2].Microseconds())/1000, "sync-p50-ms")
-		b.ReportMetric(float64((sum/time.Duration(len(syncs))).Microseconds())/1000, "sync-mean-ms")
+		reportLatencies(b, syncs, "sync-")
 	}
+}
+
+// reportLatencies reports the median and the mean of d (which it sorts),
+// in milliseconds, as the metrics prefix+"p50-ms" and prefix+"mean-ms".
+func reportLatencies(b *testing.B, d []time.Duration, prefix string) {
+	var sum time.Duration
+	for _, x := range d {
+		sum += x
+	}
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, prefix+"p50-ms")
+	b.ReportMetric(float64((sum/time.Duration(len(d))).Microseconds())/1000, prefix+"mean-ms")
 }
 
 // BenchmarkDB_Open1M opens a folder holding a snapshot of one million keys

@@ -44,8 +44,8 @@ func (f slowSyncFile) Datasync() error {
 // mode, at least 1 ms and at most 2 ms, and nothing in the modes whose
 // writers do not wait for an fsync.
 func TestLog_CommitDelay(t *testing.T) {
-	delayAfterOn := func(t *testing.T, fsys persist.FS, mode persist.SyncMode, puts int) time.Duration {
-		db := mustOpen(t, t.TempDir(), persist.Options{Sync: mode, FS: fsys})
+	delayAfter := func(t *testing.T, mode persist.SyncMode, syncTakes time.Duration, puts int) time.Duration {
+		db := mustOpen(t, t.TempDir(), persist.Options{Sync: mode, FS: slowSyncFS{d: syncTakes}})
 		want := time.Duration(0)
 		if mode == persist.SyncAlways {
 			want = time.Millisecond
@@ -57,9 +57,6 @@ func TestLog_CommitDelay(t *testing.T) {
 			mustPut(t, db.Store(), "k", "v")
 		}
 		return db.CommitDelayForTest()
-	}
-	delayAfter := func(t *testing.T, mode persist.SyncMode, syncTakes time.Duration, puts int) time.Duration {
-		return delayAfterOn(t, slowSyncFS{d: syncTakes}, mode, puts)
 	}
 	t.Run("Always", func(t *testing.T) {
 		// 40 fsyncs of at least 300 µs: the moving average is at least

@@ -5,7 +5,6 @@ package persist_test
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -74,13 +73,7 @@ func BenchmarkSyncMethods(b *testing.B) {
 			d = append(d, time.Since(start))
 		}
 		cpu := cpuTime(b) - cpu0
-		var sum time.Duration
-		for _, x := range d {
-			sum += x
-		}
-		slices.Sort(d)
-		b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64((sum/time.Duration(len(d))).Microseconds())/1000, "mean-ms")
+		reportLatencies(b, d, "")
 		b.ReportMetric(float64(cpu.Microseconds())/float64(len(d)), "cpu-us/op")
 		b.ReportMetric(0, "ns/op")
 	}
