@@ -466,10 +466,7 @@ func (s *server) do(w http.ResponseWriter, r *http.Request, op engine.Op) (engin
 	}
 	res, err := s.write(w, r, []engine.Op{op}, false)
 	if err != nil {
-		if oe, ok := errors.AsType[*engine.OpError](err); ok {
-			return engine.Entry{}, oe.Err
-		}
-		return engine.Entry{}, err
+		return engine.Entry{}, opCause(err)
 	}
 	rr := res.Results[0]
 	if op.Type == engine.OpDelete {
@@ -481,6 +478,17 @@ func (s *server) do(w http.ResponseWriter, r *http.Request, op engine.Op) (engin
 	return rr.Entry, nil
 }
 
+// opCause is the error of a one-operation write through the log as the
+// store's own method for it returns it: without the *engine.OpError
+// naming the operation, which would make the answer name an operation
+// index the client never sent.
+func opCause(err error) error {
+	if oe, ok := errors.AsType[*engine.OpError](err); ok {
+		return oe.Err
+	}
+	return err
+}
+
 // deletePrefix removes every key under prefix as Store.DeletePrefix does.
 func (s *server) deletePrefix(w http.ResponseWriter, r *http.Request, prefix string) (int64, int, error) {
 	if s.cluster == nil {
@@ -488,10 +496,7 @@ func (s *server) deletePrefix(w http.ResponseWriter, r *http.Request, prefix str
 	}
 	res, err := s.write(w, r, []engine.Op{{Type: engine.OpDeletePrefix, Key: prefix}}, false)
 	if err != nil {
-		if oe, ok := errors.AsType[*engine.OpError](err); ok {
-			return 0, 0, oe.Err
-		}
-		return 0, 0, err
+		return 0, 0, opCause(err)
 	}
 	return res.Rev, res.Results[0].Removed, nil
 }

@@ -8,11 +8,13 @@ package web
 // is hotparse.go), and answers them in order into one output buffer,
 // written in one write (or every 64 KiB). A batch's PUTs are submitted to
 // the committer together (engine.Store.Submit), so they share a group and
-// its fsync; a GET waits for the writes before it. The common answers (a
-// value found, a write done) are written by the loop itself, byte for byte
-// what the handlers answer; every other answer to a request it parsed (a
-// missing key, a bad key, a refused token or Host, a value too large, a
-// refused write) is rendered by the handler chain itself, run on the same
+// its fsync; on a cluster's leader, to the log (cluster.Node.SubmitWrite),
+// so they can share a log entry. A GET waits for the writes before it.
+// The common answers (a value found, a write done) are written by the
+// loop itself, byte for byte what the handlers answer; every other answer
+// to a request it parsed (a missing key, a bad key, a refused token or
+// Host, a value too large, a refused write, a follower's write, which
+// the chain forwards to the leader) is rendered by the handler chain itself, run on the same
 // bytes read with http.ReadRequest, into a recorder: the same status,
 // headers, body and metrics. What the parser does not take (other routes
 // and methods, queries, escapes, cookies, conditional or content-
@@ -47,6 +49,7 @@ import (
 	"unsafe"
 
 	"github.com/pykv/pykv/engine"
+	"github.com/pykv/pykv/persist/cluster"
 )
 
 const (
@@ -111,6 +114,10 @@ type HotLoop struct {
 	hook func(cn *hotConn, r *hotReq)
 	// handoffs counts the connections handed to the http.Server (tests).
 	handoffs atomic.Int64
+	// skipLeaderCheck, when set (tests), makes a follower submit PUTs as
+	// the leader does: they fail as a leader's do that lost leadership
+	// between the check and the proposal.
+	skipLeaderCheck bool
 }
 
 // NewHotLoop returns the loop serving opts's API with srv: it sets
@@ -344,6 +351,9 @@ type hotReq struct {
 
 	start   time.Time
 	pending engine.Pending
+	// raftPut, in cluster mode, is the leader's submitted write (pending
+	// is the single node's).
+	raftPut *cluster.PendingWrite
 }
 
 // hotConn is one connection served by the loop.
@@ -590,8 +600,9 @@ func (cn *hotConn) answer() {
 	for i := range cn.batch {
 		r := &cn.batch[i]
 		if r.n < 0 {
-			cn.answerPuts(from, i)
-			cn.handOffAt = r.at
+			if cn.answerPuts(from, i) {
+				cn.handOffAt = r.at
+			}
 			return
 		}
 		if l.hook != nil {
@@ -602,12 +613,12 @@ func (cn *hotConn) answer() {
 		// may have brought the client's rate limit into force.
 		r.fast = !r.short && cn.fastAllowed(r)
 		r.token, r.host = "", "" // they point into the buffer
-		if r.put && r.fast && r.bodyLen <= cn.maxValue && l.s.cluster == nil {
-			v := string(cn.buf[r.at+r.n-r.bodyLen : r.at+r.n])
-			r.pending = l.s.store.Submit(engine.Op{Type: engine.OpPut, Key: r.key, Value: v})
+		if r.put && r.fast && r.bodyLen <= cn.maxValue && cn.submit(r) {
 			continue
 		}
-		cn.answerPuts(from, i)
+		if !cn.answerPuts(from, i) {
+			return
+		}
 		from = i + 1
 		if !r.put && r.fast {
 			if done := cn.get(r); done {
@@ -638,8 +649,7 @@ func (cn *hotConn) answer() {
 // linearizable read's confirmation (consistent's). It returns false,
 // having answered nothing, for what the chain should answer: a missing key
 // (404), and a follower's linearizable read (it asks the leader for a read
-// index with the client's credentials). In cluster mode a write is never
-// fast: the chain forwards and proposes it.
+// index with the client's credentials).
 func (cn *hotConn) get(r *hotReq) bool {
 	s := cn.l.s
 	if s.cluster == nil {
@@ -669,14 +679,52 @@ func (cn *hotConn) get(r *hotReq) bool {
 	return true
 }
 
+// submit submits a fast PUT's write, which answerPut answers: to the
+// store's committer on a single node, to the log on the leader. On a
+// follower it submits nothing and returns false: the chain forwards the
+// write to the leader (toLeader).
+func (cn *hotConn) submit(r *hotReq) bool {
+	s := cn.l.s
+	if s.cluster != nil && !cn.l.skipLeaderCheck && !s.cluster.node.IsLeader() {
+		return false
+	}
+	op := engine.Op{Type: engine.OpPut, Key: r.key, Value: string(cn.buf[r.at+r.n-r.bodyLen : r.at+r.n])}
+	if s.cluster == nil {
+		r.pending = s.store.Submit(op)
+	} else {
+		r.raftPut = s.cluster.node.SubmitWrite([]engine.Op{op}, false)
+	}
+	return true
+}
+
 // answerPuts waits for the submitted PUTs among batch[from:to] and appends
-// their answers.
-func (cn *hotConn) answerPuts(from, to int) {
+// their answers. It returns false if an answer closed the connection (see
+// answerRaftPut): the batch ends with it, and the PUTs after it are waited
+// for unanswered. Their writes were submitted before, so they may be
+// applied, which a client that sees the connection close must assume of
+// any request it sent unanswered.
+func (cn *hotConn) answerPuts(from, to int) bool {
+	cut := -1
 	for j := from; j < to; j++ {
-		if r := &cn.batch[j]; r.put {
-			cn.answerPut(r)
+		r := &cn.batch[j]
+		switch {
+		case !r.put:
+		case cut >= 0:
+			if r.raftPut != nil {
+				_, _ = r.raftPut.Wait(cn.context())
+			} else {
+				_, _ = r.pending.Wait()
+			}
+		case !cn.answerPut(r):
+			cut = j + 1
 		}
 	}
+	if cut < 0 {
+		return true
+	}
+	cn.closeAfter = true
+	cn.batch = cn.batch[:cut]
+	return false
 }
 
 // appendGet appends a found key's answer, as handleKVGet's; rev, when not
@@ -706,20 +754,68 @@ func (cn *hotConn) appendGet(r *hotReq, e *engine.Entry, rev int64) {
 }
 
 // answerPut waits for r's write and appends its answer, as handleKVPut's.
-func (cn *hotConn) answerPut(r *hotReq) {
+// It returns false if the connection closes after it.
+func (cn *hotConn) answerPut(r *hotReq) bool {
+	if r.raftPut != nil {
+		return cn.answerRaftPut(r)
+	}
 	e, err := r.pending.Wait()
 	if err != nil {
 		// Refused or failed (a bad key, storage refusing writes, a full
 		// disk): the handler's problem answer, by its own writeError.
 		cn.renderError(r, preconditionFailed(err, 0))
-		return
+		return true
 	}
+	cn.appendPut(r, &e, 0)
+	return true
+}
+
+// answerRaftPut waits for r's write on the leader and appends its answer,
+// as handleKVPut's through server.write: the raft index the member has
+// applied once the write returned in hdrRaftIndex (a follower relaying
+// the answer waits for it), errors mapped as server.do does. It returns
+// false if the connection closes after it.
+func (cn *hotConn) answerRaftPut(r *hotReq) bool {
+	res, err := r.raftPut.Wait(cn.context())
+	r.raftPut = nil
+	if _, ok := errors.AsType[*cluster.NotLeaderError](err); ok {
+		// Leadership moved between the check and the proposal: nothing
+		// was written. The chain answers as it would have from the start
+		// (toLeader forwards the request to the leader, or says why it
+		// cannot), from the request's bytes, still in the buffer: the
+		// batch is answered before the buffer moves.
+		done, closing := cn.renderByHandler(r)
+		if !done {
+			// http.ReadRequest refused the bytes the parser took; the
+			// later requests were submitted already, so the connection
+			// cannot go to net/http: say what happened instead.
+			cn.renderError(r, err)
+			return true
+		}
+		return !closing
+	}
+	if err != nil {
+		cn.renderError(r, preconditionFailed(opCause(err), 0))
+		return true
+	}
+	cn.appendPut(r, &res.Results[0].Entry, cn.l.s.cluster.node.AppliedIndex())
+	return true
+}
+
+// appendPut appends the answer to a PUT that wrote e, as handleKVPut's;
+// raftIndex, when not 0 (cluster mode), is server.write's hdrRaftIndex.
+func (cn *hotConn) appendPut(r *hotReq, e *engine.Entry, raftIndex uint64) {
 	code := http.StatusOK
 	if e.Version == 1 {
 		code = http.StatusCreated
 	}
 	out := appendStatus(cn.out, code)
-	out = appendEntryHeaders(out, &e, -1)
+	out = appendEntryHeaders(out, e, -1)
+	if raftIndex != 0 {
+		out = append(out, hdrRaftIndex+": "...)
+		out = strconv.AppendUint(out, raftIndex, 10)
+		out = append(out, "\r\n"...)
+	}
 	if code == http.StatusCreated {
 		out = append(out, "Location: "...)
 		out = append(out, keyPath("/v1/kv/", r.key)...)
@@ -733,7 +829,7 @@ func (cn *hotConn) answerPut(r *hotReq) {
 	lenAt := len(out)
 	out = append(out, "0000000000\r\n\r\n"...)
 	bodyStart := len(out)
-	out = appendEntryJSON(out, &e)
+	out = appendEntryJSON(out, e)
 	var lb [10]byte
 	cl := strconv.AppendInt(lb[:0], int64(len(out)-bodyStart), 10)
 	// Put the length in the padded field and shift the rest left.

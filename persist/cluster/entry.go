@@ -72,7 +72,7 @@ func mustJSON(v any) []byte {
 // encodeBatch returns the log entry carrying ws: the write's own entry for
 // one, else a batch entry holding theirs in order (their JSON spliced in,
 // not encoded again).
-func encodeBatch(ws []*pendingWrite) []byte {
+func encodeBatch(ws []*PendingWrite) []byte {
 	if len(ws) == 1 {
 		return ws[0].data
 	}

@@ -401,15 +401,25 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // nothing. ErrOutcomeUnknown means leadership changed in flight; a
 // cancelled ctx also gives ErrOutcomeUnknown once the entry was proposed.
 func (n *Node) Write(ctx context.Context, ops []engine.Op, bulk bool) (engine.TxnResult, error) {
+	return n.SubmitWrite(ops, bulk).Wait(ctx)
+}
+
+// SubmitWrite is Write without the waiting: it checks ops and queues them
+// on the leader, and returns at once; the write's Wait returns what Write
+// would have (a refused or a not-leader write's error included). Writes
+// submitted one after the other are applied in that order, and those
+// submitted while earlier ones are replicated share a log entry, so a
+// caller with several writes at hand submits them all, then waits.
+func (n *Node) SubmitWrite(ops []engine.Op, bulk bool) *PendingWrite {
 	maxOps := 0
 	if bulk {
 		maxOps = int(^uint(0) >> 1)
 	}
 	p, err := n.store.Prepare(ops, maxOps)
 	if err != nil {
-		return engine.TxnResult{}, err
+		return &PendingWrite{err: err}
 	}
-	return n.propose(ctx, encodeProposal(&p))
+	return n.submit(encodeProposal(&p))
 }
 
 // ReadIndex returns, on the leader, a raft index that covers every write

@@ -48,15 +48,18 @@ const (
 type batcher struct {
 	n       *Node
 	mu      sync.Mutex
-	pending []*pendingWrite
+	pending []*PendingWrite
 	wake    chan struct{} // a write is pending; capacity 1
 	slots   chan struct{} // one per entry in flight; capacity maxInFlight
 }
 
-// pendingWrite is one write waiting to be proposed, then answered.
-type pendingWrite struct {
+// PendingWrite is one write submitted to the leader (SubmitWrite): queued
+// to be proposed, then answered on done. Wait for its outcome.
+type PendingWrite struct {
+	n    *Node
 	data []byte // the write's entry, encoded
 	done chan writeOutcome
+	err  error // refused before it was queued (done is nil then)
 }
 
 type writeOutcome struct {
@@ -68,9 +71,9 @@ func newBatcher(n *Node) *batcher {
 	return &batcher{n: n, wake: make(chan struct{}, 1), slots: make(chan struct{}, maxInFlight)}
 }
 
-// add queues a write and returns its outcome channel.
-func (b *batcher) add(data []byte) *pendingWrite {
-	w := &pendingWrite{data: data, done: make(chan writeOutcome, 1)}
+// add queues a write and returns it, to wait for its outcome.
+func (b *batcher) add(data []byte) *PendingWrite {
+	w := &PendingWrite{n: b.n, data: data, done: make(chan writeOutcome, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, w)
 	b.mu.Unlock()
@@ -83,7 +86,7 @@ func (b *batcher) add(data []byte) *pendingWrite {
 
 // take removes the next batch from the queue: up to maxBatchWrites and
 // maxBatchBytes, but always at least one write.
-func (b *batcher) take() []*pendingWrite {
+func (b *batcher) take() []*PendingWrite {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n, size := 0, 0
@@ -94,7 +97,7 @@ func (b *batcher) take() []*pendingWrite {
 		size += len(b.pending[n].data)
 		n++
 	}
-	out := make([]*pendingWrite, n)
+	out := make([]*PendingWrite, n)
 	copy(out, b.pending)
 	b.pending = append(b.pending[:0:0], b.pending[n:]...)
 	return out
@@ -142,7 +145,7 @@ func (b *batcher) failPending() {
 }
 
 // finish waits for a batch entry's commit and answers its writes.
-func (b *batcher) finish(f raft.ApplyFuture, ws []*pendingWrite) {
+func (b *batcher) finish(f raft.ApplyFuture, ws []*PendingWrite) {
 	defer b.n.wg.Done()
 	err := b.n.wait(f)
 	<-b.slots
@@ -179,16 +182,35 @@ func (b *batcher) finish(f raft.ApplyFuture, ws []*pendingWrite) {
 // applied it. A member that is not the leader proposes nothing and returns
 // a *NotLeaderError.
 func (n *Node) propose(ctx context.Context, data []byte) (engine.TxnResult, error) {
+	return n.submit(data).Wait(ctx)
+}
+
+// submit queues one write's entry on the leader (see batcher) without
+// waiting for it. A member that is not the leader queues nothing: the
+// write's Wait returns a *NotLeaderError.
+func (n *Node) submit(data []byte) *PendingWrite {
 	if n.raft.State() != raft.Leader {
-		return engine.TxnResult{}, n.notLeader()
+		return &PendingWrite{err: n.notLeader()}
 	}
-	w := n.batch.add(data)
+	return n.batch.add(data)
+}
+
+// Wait waits for the write's outcome and returns it as Write does: what
+// applying it did, once a majority stored it and this member applied it,
+// or the engine's error for a refused write; a *NotLeaderError when it was
+// never proposed because this member did not lead (nothing was written:
+// it may be sent to the leader); ErrOutcomeUnknown when leadership changed
+// or the member stopped in flight, or ctx ended first. Call it once.
+func (w *PendingWrite) Wait(ctx context.Context) (engine.TxnResult, error) {
+	if w.done == nil {
+		return engine.TxnResult{}, w.err
+	}
 	select {
 	case o := <-w.done:
 		return o.res, o.err
 	case <-ctx.Done():
 		return engine.TxnResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, ctx.Err())
-	case <-n.stop:
+	case <-w.n.stop:
 		return engine.TxnResult{}, fmt.Errorf("%w: %v", ErrOutcomeUnknown, raft.ErrRaftShutdown)
 	}
 }
