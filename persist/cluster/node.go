@@ -349,7 +349,7 @@ func (n *Node) becameLeader() {
 		n.ready.Store(term) // the commit index now covers earlier terms
 	}
 	if n.opts.APIAddr != "" && n.fsm.memberAPIs()[n.opts.ID] != n.opts.APIAddr {
-		data := mustJSON(entry{Kind: kindMember, ID: n.opts.ID, API: n.opts.APIAddr})
+		data := encodeEntry(&entry{Kind: kindMember, ID: n.opts.ID, API: n.opts.APIAddr})
 		if err := n.wait(n.raft.Apply(data, applyEnqueueTimeout)); err != nil {
 			n.logger.Warn("recording this member's API address failed", "err", err)
 		}
@@ -773,7 +773,7 @@ func (n *Node) Join(ctx context.Context, id, raftAddr, apiAddr string) error {
 		n.logger.Info("member added", "id", id, "raft_addr", raftAddr, "api_addr", apiAddr)
 	}
 	if apiAddr != "" && n.fsm.memberAPIs()[id] != apiAddr {
-		if _, err := n.propose(ctx, mustJSON(entry{Kind: kindMember, ID: id, API: apiAddr})); err != nil {
+		if _, err := n.propose(ctx, encodeEntry(&entry{Kind: kindMember, ID: id, API: apiAddr})); err != nil {
 			return err
 		}
 	}
@@ -805,7 +805,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if id != n.opts.ID {
 		// Best effort: a stale address of a member no configuration holds
 		// is never shown.
-		_, _ = n.propose(ctx, mustJSON(entry{Kind: kindForget, ID: id}))
+		_, _ = n.propose(ctx, encodeEntry(&entry{Kind: kindForget, ID: id}))
 	}
 	return nil
 }
