@@ -24,10 +24,15 @@ const (
 	// maxInFlight is how many batch entries the leader has proposed and
 	// not yet seen committed at once. While they are out, new writes
 	// gather into the next entry. Measured with 32 writers on 3 members
-	// (interleaved rounds, CPU of the three processes per write): 1 gave
-	// 242 us and 3.9k/s, 2 gave 241 us and 5.1k/s, 4 gave 320 us and
-	// 3.3k/s, one entry per write (before) 406 us and 2.8k/s.
-	maxInFlight = 2
+	// (wrk -t1 -c32 PUT on the leader, fresh cluster per round,
+	// interleaved rounds of 5 s, CPU of the three processes per write),
+	// 2026-12-03 12:30 UTC with the hot loop in front: 1 gave 7.8k/s
+	// (6.7k-8.2k) and 151 us, 2 gave 6.7k/s (6.7k-7.2k) and 203 us: a
+	// second entry in flight splits the writers of one round into two
+	// bbolt commits on every member, which costs more than the overlap
+	// gains. (Before the hot loop, with the HTTP chain costing more, 2
+	// had measured best: 1 gave 3.9k/s, 2 5.1k/s, 4 3.3k/s.)
+	maxInFlight = 1
 )
 
 // batcher is the cluster's group commit: it gathers the writes proposed on
