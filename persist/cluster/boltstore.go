@@ -30,7 +30,7 @@ const fillChunk = 1 << 20
 // cover, so this is every cluster's first hundred MiB or so, and what a
 // benchmark on a fresh cluster measures: 3-member cluster, wrk -t1 -c32
 // PUT on the leader, fresh cluster per round, 3 interleaved rounds of
-// 5 s (2026-12-03 12:35 UTC): 8.4k against 7.7k writes/s, 140 against
+// 5 s (2026-12-03 about 12:10 UTC): 8.4k against 7.7k writes/s, 140 against
 // 152 us of CPU per write across the three processes.
 //
 // The zeros never change what bbolt reads: a hole reads as zeros. They
