@@ -135,7 +135,7 @@ type Node struct {
 	raft   *raft.Raft
 	fsm    *fsm
 	store  *engine.Store
-	logs   *raftboltdb.BoltStore
+	logs   *boltStore
 	trans  *raft.NetworkTransport
 	logger *slog.Logger
 
@@ -194,8 +194,9 @@ func Open(opts Options) (*Node, error) {
 	n.noLeaderSince.Store(time.Now().UnixNano())
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: logWriter{opts.Logger}})
 
-	logs, err := raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(opts.Dir, "raft.db"),
+	dbPath := filepath.Join(opts.Dir, "raft.db")
+	bolt, err := raftboltdb.New(raftboltdb.Options{
+		Path: dbPath,
 		// NoFreelistSync: a commit does not write bbolt's list of free
 		// pages (it grows to hundreds of pages as old entries are
 		// dropped after snapshots, and was written on every append);
@@ -212,6 +213,7 @@ func Open(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
+	logs := newBoltStore(bolt, dbPath)
 	n.logs = logs
 	fail := func(err error) (*Node, error) {
 		if n.trans != nil {
