@@ -51,7 +51,8 @@ TEST_P ?= 4
 # Short fuzz runs done by `make test`: space-separated package:FuzzName pairs,
 # package relative to the repo root, e.g. `persist/codec:FuzzDecodeRecord`.
 FUZZ_TARGETS ?= persist/codec:FuzzDecodeRecord persist/codec:FuzzReadSnapshot persist/codec:FuzzReadImport persist/codec:FuzzEntryLine \
-	web:FuzzTxnBody web:FuzzKeyPath web:FuzzAppendJSONString web:FuzzAppendEntryJSON web:FuzzHotParse
+	web:FuzzTxnBody web:FuzzKeyPath web:FuzzAppendJSONString web:FuzzAppendEntryJSON web:FuzzHotParse \
+	persist/cluster:FuzzEntryCodec
 # FUZZTIME is a number of inputs, not a duration: with a duration, Go's
 # fuzzing coordinator can fail a run that found nothing with "context
 # deadline exceeded" as the time runs out on a loaded machine

@@ -94,6 +94,7 @@ func BenchmarkCluster(b *testing.B) {
 	// figure is the median of its rounds, each ratio the median of the
 	// rounds' ratios.
 	var fig [7][]float64
+	var perEntry []float64 // writes per raft log entry in each round's PUT phase
 	const (
 		fEtcdPut = iota
 		fPut
@@ -105,7 +106,13 @@ func BenchmarkCluster(b *testing.B) {
 	)
 	for range clusterBenchRounds {
 		fig[fEtcdPut] = append(fig[fEtcdPut], measure(b, hc, etcdPut))
-		fig[fPut] = append(fig[fPut], measure(b, hc, put(leader)))
+		const lastIndex = "pykv_raft_last_index"
+		before := metrics(b, hc, leader, lastIndex)[lastIndex]
+		rate, n := measureCount(b, hc, put(leader))
+		fig[fPut] = append(fig[fPut], rate)
+		if entries := metrics(b, hc, leader, lastIndex)[lastIndex] - before; entries > 0 {
+			perEntry = append(perEntry, float64(n)/entries)
+		}
 		fig[fEtcdGet] = append(fig[fEtcdGet], measure(b, hc, etcdGet))
 		fig[fLin] = append(fig[fLin], measure(b, hc, get(leader, "")))
 		fig[fLinFollower] = append(fig[fLinFollower], measure(b, hc, get(follower, "")))
@@ -154,6 +161,7 @@ func BenchmarkCluster(b *testing.B) {
 	failover := failovers[len(failovers)/2]
 
 	b.ReportMetric(putRate, "put/s")
+	b.ReportMetric(median(perEntry), "writes/entry")
 	b.ReportMetric(linRate, "lin-get/s")
 	b.ReportMetric(localRate, "local-get/s")
 	b.ReportMetric(etcdPutRate, "etcd-put/s")
@@ -169,7 +177,7 @@ func BenchmarkCluster(b *testing.B) {
 Cluster comparison (%d connections, %d keys, %d-byte values; %d interleaved rounds of %v per figure,
 medians of the rounds, ratios the median of the rounds' ratios; one run):
   etcd 3 members:   put %.0f/s, linearizable range %.0f/s
-  PyKV 3 members:   PUT on the leader %.0f/s (%.2fx etcd's put; target 2x: %s)
+  PyKV 3 members:   PUT on the leader %.0f/s (%.2fx etcd's put; target 2x: %s), %.1f writes per raft log entry
                     linearizable GET on the leader %.0f/s (%.2fx etcd's range; target 3x: %s)
                     linearizable GET on a follower %.0f/s
                     ?consistency=local GET on a follower %.0f/s (%.2fx a single node's %.0f/s; target 0.8x: %s)
@@ -177,7 +185,7 @@ medians of the rounds, ratios the median of the rounds' ratios; one run):
   rounds: etcd put %.0f, PUT %.0f, etcd range %.0f, lin GET %.0f, single GET %.0f, local GET %.0f
 `, clusterBenchConns, clusterBenchKeys, clusterBenchValue, clusterBenchRounds, clusterBenchPhase,
 		etcdPutRate, etcdGetRate,
-		putRate, putRatio, verdict(putRatio >= 2),
+		putRate, putRatio, verdict(putRatio >= 2), median(perEntry),
 		linRate, linRatio, verdict(linRatio >= 3),
 		linFollowerRate,
 		localRate, localRatio, singleGet, verdict(localRatio >= 0.8),
@@ -218,6 +226,13 @@ func load(b *testing.B, hc *http.Client, mk func(int) (*http.Request, error), n 
 // connections and returns successful requests per second.
 func measure(b *testing.B, hc *http.Client, mk func(int) (*http.Request, error)) float64 {
 	b.Helper()
+	rate, _ := measureCount(b, hc, mk)
+	return rate
+}
+
+// measureCount is measure, also returning how many requests succeeded.
+func measureCount(b *testing.B, hc *http.Client, mk func(int) (*http.Request, error)) (float64, int64) {
+	b.Helper()
 	var ok, failed atomic.Int64
 	var next atomic.Int64
 	deadline := time.Now().Add(clusterBenchPhase)
@@ -240,7 +255,7 @@ func measure(b *testing.B, hc *http.Client, mk func(int) (*http.Request, error))
 	if f := failed.Load(); f > ok.Load()/100 {
 		b.Fatalf("%d requests failed beside %d", f, ok.Load())
 	}
-	return float64(ok.Load()) / time.Since(start).Seconds()
+	return float64(ok.Load()) / time.Since(start).Seconds(), ok.Load()
 }
 
 func send(hc *http.Client, mk func(int) (*http.Request, error), i int) bool {

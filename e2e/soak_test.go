@@ -31,7 +31,7 @@ func soakDuration() time.Duration {
 }
 
 // metric reads one unlabelled sample from the server's /metrics.
-func metrics(t *testing.T, c *http.Client, base string, names ...string) map[string]float64 {
+func metrics(t testing.TB, c *http.Client, base string, names ...string) map[string]float64 {
 	t.Helper()
 	resp, err := c.Get(base + "/metrics")
 	if err != nil {

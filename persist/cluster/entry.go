@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/pykv/pykv/engine"
 )
@@ -19,6 +17,8 @@ const (
 
 // entry is one raft log entry, as JSON: the same bytes on every member, so
 // the FSM applies the same thing everywhere. It never holds a relative time.
+// The JSON is what encoding/json makes of this struct, written and read by
+// hand in entrycodec.go: a change to a field here needs one there.
 type entry struct {
 	Kind   string     `json:"kind"`
 	At     int64      `json:"at,omitempty"` // proposer's clock, Unix ms
@@ -46,58 +46,6 @@ type entryExp struct {
 // errBadEntry: a log entry that does not decode. Members only append
 // entries they encoded, so this means damage or a newer member's format.
 var errBadEntry = errors.New("malformed raft log entry")
-
-func encodeProposal(p *engine.Proposal) []byte {
-	e := entry{Kind: kindWrite, At: p.At}
-	if len(p.Ops) == 0 {
-		e.Kind = kindExpire
-		for _, k := range p.Expire {
-			e.Expire = append(e.Expire, entryExp{Key: k.Key, At: k.At})
-		}
-	}
-	for _, op := range p.Ops {
-		e.Ops = append(e.Ops, entryOp{Op: op.Type, Key: op.Key, Value: op.Value, ExpiresAt: op.ExpiresAt, IfRev: op.IfRev})
-	}
-	return mustJSON(e)
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil { // only strings and integers: cannot happen
-		panic("cluster: encoding a log entry: " + err.Error())
-	}
-	return b
-}
-
-// encodeBatch returns the log entry carrying ws: the write's own entry for
-// one, else a batch entry holding theirs in order (their JSON spliced in,
-// not encoded again).
-func encodeBatch(ws []*PendingWrite) []byte {
-	if len(ws) == 1 {
-		return ws[0].data
-	}
-	size := len(`{"kind":"batch","batch":[]}`)
-	for _, w := range ws {
-		size += len(w.data) + 1
-	}
-	b := make([]byte, 0, size)
-	b = append(b, `{"kind":"batch","batch":[`...)
-	for i, w := range ws {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, w.data...)
-	}
-	return append(b, "]}"...)
-}
-
-func decodeEntry(data []byte) (entry, error) {
-	var e entry
-	if err := json.Unmarshal(data, &e); err != nil {
-		return e, fmt.Errorf("%w: %v", errBadEntry, err)
-	}
-	return e, nil
-}
 
 // proposal returns the engine proposal a write or expire entry holds.
 func (e *entry) proposal() *engine.Proposal {

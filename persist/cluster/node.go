@@ -135,7 +135,7 @@ type Node struct {
 	raft   *raft.Raft
 	fsm    *fsm
 	store  *engine.Store
-	logs   *raftboltdb.BoltStore
+	logs   *boltStore
 	trans  *raft.NetworkTransport
 	logger *slog.Logger
 
@@ -194,8 +194,9 @@ func Open(opts Options) (*Node, error) {
 	n.noLeaderSince.Store(time.Now().UnixNano())
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: logWriter{opts.Logger}})
 
-	logs, err := raftboltdb.New(raftboltdb.Options{
-		Path: filepath.Join(opts.Dir, "raft.db"),
+	dbPath := filepath.Join(opts.Dir, "raft.db")
+	bolt, err := raftboltdb.New(raftboltdb.Options{
+		Path: dbPath,
 		// NoFreelistSync: a commit does not write bbolt's list of free
 		// pages (it grows to hundreds of pages as old entries are
 		// dropped after snapshots, and was written on every append);
@@ -212,6 +213,7 @@ func Open(opts Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
+	logs := newBoltStore(bolt, dbPath)
 	n.logs = logs
 	fail := func(err error) (*Node, error) {
 		if n.trans != nil {
@@ -349,7 +351,7 @@ func (n *Node) becameLeader() {
 		n.ready.Store(term) // the commit index now covers earlier terms
 	}
 	if n.opts.APIAddr != "" && n.fsm.memberAPIs()[n.opts.ID] != n.opts.APIAddr {
-		data := mustJSON(entry{Kind: kindMember, ID: n.opts.ID, API: n.opts.APIAddr})
+		data := encodeEntry(&entry{Kind: kindMember, ID: n.opts.ID, API: n.opts.APIAddr})
 		if err := n.wait(n.raft.Apply(data, applyEnqueueTimeout)); err != nil {
 			n.logger.Warn("recording this member's API address failed", "err", err)
 		}
@@ -783,7 +785,7 @@ func (n *Node) Join(ctx context.Context, id, raftAddr, apiAddr string) error {
 		n.logger.Info("member added", "id", id, "raft_addr", raftAddr, "api_addr", apiAddr)
 	}
 	if apiAddr != "" && n.fsm.memberAPIs()[id] != apiAddr {
-		if _, err := n.propose(ctx, mustJSON(entry{Kind: kindMember, ID: id, API: apiAddr})); err != nil {
+		if _, err := n.propose(ctx, encodeEntry(&entry{Kind: kindMember, ID: id, API: apiAddr})); err != nil {
 			return err
 		}
 	}
@@ -815,7 +817,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if id != n.opts.ID {
 		// Best effort: a stale address of a member no configuration holds
 		// is never shown.
-		_, _ = n.propose(ctx, mustJSON(entry{Kind: kindForget, ID: id}))
+		_, _ = n.propose(ctx, encodeEntry(&entry{Kind: kindForget, ID: id}))
 	}
 	return nil
 }
