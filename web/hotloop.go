@@ -9,15 +9,15 @@ package web
 // written in one write (or every 64 KiB). A batch's PUTs are submitted to
 // the committer together (engine.Store.Submit), so they share a group and
 // its fsync; on a cluster's leader, to the log (cluster.Node.SubmitWrite),
-// so they can share a log entry. A GET waits for the writes before it.
-// The common answers (a value found, a write done) are written by the
-// loop itself, byte for byte what the handlers answer; every other answer
-// to a request it parsed (a missing key, a bad key, a refused token or
-// Host, a value too large, a refused write, a follower's write, which
-// the chain forwards to the leader) is rendered by the handler chain itself, run on the same
-// bytes read with http.ReadRequest, into a recorder: the same status,
-// headers, body and metrics. What the parser does not take (other routes
-// and methods, queries, escapes, cookies, conditional or content-
+// so they can share a log entry. A GET waits for the writes before it. The
+// common answers (a value found, a write done) are written by the loop
+// itself, byte for byte what the handlers answer; every other answer to a
+// request it parsed (a missing key, a bad key, a refused token or Host, a
+// value too large, a refused write, a follower's write, which the chain
+// forwards to the leader) is rendered by the handler chain itself, run on
+// the same bytes read with http.ReadRequest, into a recorder: the same
+// status, headers, body and metrics. What the parser does not take (other
+// routes and methods, queries, escapes, cookies, conditional or content-
 // negotiation headers, Expect, Transfer-Encoding, HTTP/1.0, oversized
 // heads) hands the connection, with the bytes not yet answered, to the
 // http.Server, which serves it from then on exactly as without the loop.
