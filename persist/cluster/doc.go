@@ -7,9 +7,10 @@
 // Every write is one engine.Proposal in the raft log: the operations as
 // the client asked for them, TTLs already turned into absolute times by
 // the proposer, and the proposer's clock reading. A write proposed while
-// two raft entries are being replicated waits for the next entry with the
+// a raft entry is being replicated waits for the next entry with the
 // others that arrived meanwhile (a batch entry: the writes' proposals in
-// order, each applied and answered on its own; see batcher). Once a
+// order, each applied and answered on its own; see batcher), which also
+// waits briefly for the last entry's writers to come back. Once a
 // majority has the entry durably, every member applies it in log order with
 // engine.Store.ApplyProposal, which checks conditions and assigns the
 // revision at that moment; so every member has the same revisions, the
@@ -17,8 +18,11 @@
 // majority stored it and the leader applied it (Node.Write).
 //
 // The raft log and the raft votes live in raft.db (raft-boltdb, bbolt,
-// with its freelist rebuilt on open rather than written on every commit),
-// fsynced on every append, with the newest entries of up to 64 KiB cached in memory; raft
+// with its freelist rebuilt on open rather than written on every commit,
+// and the file's holes zero-filled behind it: see boltStore), fsynced on
+// every append, with the newest entries of up to 64 KiB cached in memory
+// (logCache); entries are JSON, encoded and decoded by hand
+// (entrycodec.go); raft
 // snapshots in snapshots/. They are the only
 // persistence of a member: there is no separate log whose applied position
 // is kept apart from the state. A raft snapshot is one JSON header line
