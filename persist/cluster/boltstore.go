@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"sync"
@@ -37,8 +38,11 @@ const fillChunk = 1 << 20
 // must never land on a page bbolt has written, so they are only written
 // into holes (found with SEEK_HOLE and SEEK_DATA), and with mu held, which
 // every bbolt write transaction through this type also holds: between
-// finding a hole and filling it, bbolt cannot write there. (raft's reads
-// take no lock: they only read pages bbolt wrote.)
+// finding a hole and filling it, bbolt cannot write there. And a range is
+// read back first and written only if it reads as zeros, so a file system
+// that wrongly reports written data as a hole (OpenZFS 2.2.0-2.2.1 did,
+// openzfs#15526) costs nothing but the fill. (raft's reads take no lock:
+// they only read pages bbolt wrote.)
 type boltStore struct {
 	*raftboltdb.BoltStore
 
@@ -58,7 +62,7 @@ type boltStore struct {
 // holes to report, it only wraps.
 func newBoltStore(bs *raftboltdb.BoltStore, path string) *boltStore {
 	b := &boltStore{BoltStore: bs, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil || !holesReported {
 		if f != nil {
 			f.Close()
@@ -129,39 +133,39 @@ func (b *boltStore) Close() error {
 }
 
 // fillLoop fills the file's holes each time it grows, a chunk per turn
-// of the lock, then makes the zeros' blocks durable so that no commit's
-// fdatasync has to.
+// of the lock, each made durable outside it, so that no commit's
+// fdatasync has to write the zeros' blocks (a commit between two turns
+// flushes at most one chunk). A failed fill or sync is left to bbolt's
+// own: its commits make whatever they wrote durable either way.
 func (b *boltStore) fillLoop() {
 	defer close(b.done)
 	zeros := make([]byte, fillChunk)
+	read := make([]byte, fillChunk)
 	for {
 		select {
 		case <-b.kick:
 		case <-b.stop:
 			return
 		}
-		wrote := false
 		for {
-			n, err := b.fillTurn(zeros)
+			n, err := b.fillTurn(zeros, read)
 			if err != nil || n == 0 {
 				break
 			}
-			wrote = true
+			datasync(b.f)
 			select {
 			case <-b.stop:
 				return
 			default:
 			}
 		}
-		if wrote {
-			datasync(b.f)
-		}
 	}
 }
 
 // fillTurn writes zeros into the first hole at or after filled, at most
-// len(zeros) bytes, and returns how many it wrote (0: no hole left).
-func (b *boltStore) fillTurn(zeros []byte) (int, error) {
+// len(zeros) bytes, and returns how many bytes it took care of (0: no
+// hole left). read is a buffer as large as zeros.
+func (b *boltStore) fillTurn(zeros, read []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	fi, err := b.f.Stat()
@@ -187,6 +191,14 @@ func (b *boltStore) fillTurn(zeros []byte) (int, error) {
 		return 0, err
 	}
 	n := int(min(end-hole, int64(len(zeros))))
+	if _, err := b.f.ReadAt(read[:n], hole); err != nil {
+		return 0, err
+	}
+	if !bytes.Equal(read[:n], zeros[:n]) {
+		// Not a hole after all: the file system is wrong, leave it be.
+		b.filled = hole + int64(n)
+		return n, nil
+	}
 	if _, err := b.f.WriteAt(zeros[:n], hole); err != nil {
 		return 0, err
 	}
