@@ -6,9 +6,11 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 )
 
 // fillChunk is how many zero bytes one turn of boltStore's filler writes
@@ -55,6 +57,26 @@ type boltStore struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+}
+
+// openBoltStore opens raft.db at path.
+func openBoltStore(path string) (*boltStore, error) {
+	bs, err := raftboltdb.New(raftboltdb.Options{
+		Path: path,
+		// NoFreelistSync: a commit does not write bbolt's list of free
+		// pages (it grows to hundreds of pages as old entries are
+		// dropped after snapshots, and was written on every append);
+		// Open rebuilds it by scanning the file, which holds at most
+		// SnapshotThreshold+TrailingLogs entries. Every commit still
+		// fdatasyncs its pages and then its meta page, so what was
+		// stored survives a crash as before. The map freelist finds
+		// free pages without scanning a sorted array.
+		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newBoltStore(bs, path), nil
 }
 
 // newBoltStore wraps bs, whose file is path, and starts filling the holes

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 )
 
@@ -98,12 +97,11 @@ func TestBoltStore_FillTurnFillsOnlyHoles(t *testing.T) {
 func TestBoltStore_GrowsWithoutHoles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
 	open := func() *boltStore {
-		bs, err := raftboltdb.New(raftboltdb.Options{Path: path,
-			BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
+		b, err := openBoltStore(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return newBoltStore(bs, path)
+		return b
 	}
 	b := open()
 	entry := func(i uint64) []byte {
@@ -156,12 +154,11 @@ func TestBoltStore_GrowsWithoutHoles(t *testing.T) {
 func TestBoltStore_FillerStress(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
 	open := func() *boltStore {
-		bs, err := raftboltdb.New(raftboltdb.Options{Path: path,
-			BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
+		b, err := openBoltStore(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return newBoltStore(bs, path)
+		return b
 	}
 	b := open()
 	val := func(i uint64) []byte { return bytes.Repeat([]byte(fmt.Sprintf("%08d", i)), 64+int(i%700)) }

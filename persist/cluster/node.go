@@ -18,8 +18,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/pykv/pykv/engine"
@@ -195,25 +193,13 @@ func Open(opts Options) (*Node, error) {
 	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: logWriter{opts.Logger}})
 
 	dbPath := filepath.Join(opts.Dir, "raft.db")
-	bolt, err := raftboltdb.New(raftboltdb.Options{
-		Path: dbPath,
-		// NoFreelistSync: a commit does not write bbolt's list of free
-		// pages (it grows to hundreds of pages as old entries are
-		// dropped after snapshots, and was written on every append);
-		// Open rebuilds it by scanning the file, which holds at most
-		// SnapshotThreshold+TrailingLogs entries. Every commit still
-		// fdatasyncs its pages and then its meta page, so what was
-		// stored survives a crash as before. The map freelist finds
-		// free pages without scanning a sorted array.
-		BoltOptions: &bbolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
-	})
+	logs, err := openBoltStore(dbPath)
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s", persist.ErrLocked, filepath.Join(opts.Dir, "raft.db"))
+		return nil, fmt.Errorf("%w: %s", persist.ErrLocked, dbPath)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
-	logs := newBoltStore(bolt, dbPath)
 	n.logs = logs
 	fail := func(err error) (*Node, error) {
 		if n.trans != nil {
