@@ -41,6 +41,15 @@ func holes(t *testing.T, f *os.File) [][2]int64 {
 	return out
 }
 
+func mustOpenBoltStore(t *testing.T, path string) *boltStore {
+	t.Helper()
+	b, err := openBoltStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // The filler writes zeros into holes only: data around and between them
 // stays as it was, and no hole is left.
 func TestBoltStore_FillTurnFillsOnlyHoles(t *testing.T) {
@@ -96,13 +105,7 @@ func TestBoltStore_FillTurnFillsOnlyHoles(t *testing.T) {
 // stored, before and after reopening, and the file is left without holes.
 func TestBoltStore_GrowsWithoutHoles(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	open := func() *boltStore {
-		b, err := openBoltStore(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	open := func() *boltStore { return mustOpenBoltStore(t, path) }
 	b := open()
 	entry := func(i uint64) []byte {
 		return bytes.Repeat([]byte(fmt.Sprintf("entry %d;", i)), 400) // about 4.5 KB
@@ -153,13 +156,7 @@ func TestBoltStore_GrowsWithoutHoles(t *testing.T) {
 // the change's reviewer).
 func TestBoltStore_FillerStress(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "raft.db")
-	open := func() *boltStore {
-		b, err := openBoltStore(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	open := func() *boltStore { return mustOpenBoltStore(t, path) }
 	b := open()
 	val := func(i uint64) []byte { return bytes.Repeat([]byte(fmt.Sprintf("%08d", i)), 64+int(i%700)) }
 	var next uint64 = 1
