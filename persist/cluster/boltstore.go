@@ -51,7 +51,6 @@ type boltStore struct {
 	mu     sync.Mutex // held by every write transaction and every fill turn
 	f      *os.File   // raft.db, opened again for the zeros; nil: no filling
 	filled int64      // no holes before this offset (a hint: rechecked)
-	size   int64      // the file's size when last looked at
 
 	kick chan struct{} // the file grew; capacity 1
 	stop chan struct{}
@@ -99,14 +98,15 @@ func newBoltStore(bs *raftboltdb.BoltStore, path string) *boltStore {
 }
 
 // write runs one bbolt write transaction under mu, and wakes the filler
-// if the file grew (bbolt grew it, leaving a hole).
+// if the file reaches past what it has filled (bbolt grew it, leaving a
+// hole).
 func (b *boltStore) write(tx func() error) error {
 	b.mu.Lock()
 	err := tx()
 	grew := false
 	if b.f != nil {
-		if fi, serr := b.f.Stat(); serr == nil && fi.Size() != b.size {
-			b.size, grew = fi.Size(), true
+		if fi, serr := b.f.Stat(); serr == nil && fi.Size() > b.filled {
+			grew = true
 		}
 	}
 	b.mu.Unlock()
