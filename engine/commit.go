@@ -217,11 +217,16 @@ func (s *Store) commitLoop() {
 				group = q.take(group, 1)
 			}
 		}
+		s.commitMu.Lock()
 		queued := s.commit(group)
+		s.commitMu.Unlock()
 		active = len(group) + queued
 	}
 }
 
+// commit carries out group as one journal Append (see commitLoop). The
+// caller holds commitMu.
+//
 // It returns how many writes were queued for the committer when it first
 // answered some of the group: writers other than the group's, counted
 // before any of those could come back and queue again.

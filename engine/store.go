@@ -124,6 +124,10 @@ type Store struct {
 	inbox    *inbox     // the committer's queue; nil without a journal or with InlineCommit
 	requests sync.Pool  // of *request, see getRequest
 	inline   sync.Mutex // serializes writers with InlineCommit
+	// commitMu is held while a group is committed: by the committer, or
+	// by a Batch's Commit on its caller's goroutine. Whoever holds it is
+	// the only one changing the state.
+	commitMu sync.Mutex
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -198,6 +202,9 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		close(s.stop)
 		s.wg.Wait()
+		// A Batch committing now finishes first; later ones see closed.
+		s.commitMu.Lock()
+		s.commitMu.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
 	})
 	return nil
 }
