@@ -100,6 +100,10 @@ type HotLoop struct {
 	// handAll makes the loop hand every connection to srv: with the debug
 	// access log (one line per request, which the loop does not write).
 	handAll bool
+	// pollable: connections may be served by the poller (hotpoll_linux.go),
+	// started by the first Serve: on a single node, without handAll.
+	pollable bool
+	poller   *hotPoller // guarded by mu; nil until Serve, or without one
 
 	handoff  chan net.Conn
 	done     chan struct{} // closed when srv stops taking connections
@@ -143,8 +147,9 @@ func NewHotLoop(opts Options, srv *http.Server) *HotLoop {
 		t.MaxHeaderBytes = http.DefaultMaxHeaderBytes
 	}
 	return &HotLoop{s: s, h: srv.Handler, srv: srv, t: t,
-		handAll: s.log.Enabled(context.Background(), slog.LevelDebug),
-		handoff: make(chan net.Conn), done: make(chan struct{}), conns: map[*hotConn]struct{}{}}
+		handAll:  s.log.Enabled(context.Background(), slog.LevelDebug),
+		pollable: s.cluster == nil && !s.log.Enabled(context.Background(), slog.LevelDebug),
+		handoff:  make(chan net.Conn), done: make(chan struct{}), conns: map[*hotConn]struct{}{}}
 }
 
 // Serve accepts connections on ln until it fails or the loop is shut
@@ -159,6 +164,12 @@ func (l *HotLoop) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	l.ln = ln
+	if l.pollable && l.poller == nil {
+		if l.poller = newHotPoller(l); l.poller != nil {
+			go l.poller.run()
+		}
+	}
+	poller := l.poller
 	l.mu.Unlock()
 	go func() { _ = l.srv.Serve(&handoffListener{l: l, addr: ln.Addr()}) }()
 	var pause time.Duration
@@ -182,12 +193,16 @@ func (l *HotLoop) Serve(ln net.Listener) error {
 			go l.handOff(c, nil)
 			continue
 		}
-		cn := &hotConn{l: l, c: c, idle: true}
+		cn := &hotConn{l: l, c: c, idle: true, fd: -1, putsFrom: -1, resumeAt: -1}
 		if !l.track(cn) {
 			c.Close()
 			continue
 		}
-		go cn.serve()
+		cn.setup()
+		if poller != nil && poller.adopt(cn) {
+			continue
+		}
+		go cn.serveFrom(hotStep{})
 	}
 }
 
@@ -255,8 +270,11 @@ func (l *HotLoop) Close() error {
 func (l *HotLoop) stopAccepting() {
 	l.mu.Lock()
 	l.shutting.Store(true)
-	ln := l.ln
+	ln, poller := l.ln, l.poller
 	l.mu.Unlock()
+	if poller != nil {
+		poller.wake() // it closes its idle connections and stops
+	}
 	if ln != nil {
 		_ = ln.Close()
 	}
@@ -332,6 +350,20 @@ func (l *HotLoop) handOff(c net.Conn, pending []byte) {
 	}
 }
 
+// ConnWrapper is a net.Conn around another connection to the same socket,
+// as a listener's wrappers are (a connection limit, ProblemListener). The
+// poller (hotpoll_linux.go) looks through them (NetConn) for the
+// *net.TCPConn to take the socket from, and when it gives the socket back
+// as a new net.Conn, wraps that in each of them again (Rewrap): the new
+// wrapper must share the old one's state (a connection limit's slot,
+// given back once, when either is closed). A connection behind a wrapper
+// that is not a ConnWrapper stays with its goroutine.
+type ConnWrapper interface {
+	net.Conn
+	NetConn() net.Conn
+	Rewrap(net.Conn) net.Conn
+}
+
 // hotReq is one parsed request. The first fields are the parser's.
 type hotReq struct {
 	put       bool
@@ -356,10 +388,12 @@ type hotReq struct {
 	raftPut *cluster.PendingWrite
 }
 
-// hotConn is one connection served by the loop.
+// hotConn is one connection served by the loop: by its own goroutine, or
+// by the poller (poll set), which hands it to a goroutine for what it does
+// not do itself and takes it back once it is idle.
 type hotConn struct {
 	l      *HotLoop
-	c      net.Conn
+	c      net.Conn // in the poller: the wrappers around a closed net.Conn, for addresses and Close
 	local  netip.Addr
 	remote netip.Addr
 	ctx    context.Context // for requests rendered by the handlers; made on first use
@@ -380,6 +414,24 @@ type hotConn struct {
 	dead                 bool      // a write failed: stop
 	closeAfter           bool      // close once the batch is answered
 	handOffAt            int       // >= 0: hand off from this offset after the batch
+
+	// The poller's (see hotpoll_linux.go); poll and fd change under mu.
+	poll       *hotPoller
+	fd         int           // the socket, while poll is set; else -1
+	wrappers   []ConnWrapper // c's, to wrap the socket in again
+	putsFrom   int           // >= 0: the batch's PUTs from here wait for the poller's commit
+	resumeAt   int           // >= 0: answering stopped here, for the goroutine to go on
+	step       hotStep       // the batch waiting for the commit
+	more       bool          // may have more to read than read
+	lastActive time.Time     // its last answer (IdleTimeout)
+	pollRound  int64         // the poller's last group it wrote in
+}
+
+// hotStep is where a connection's loop goes on from (see run).
+type hotStep struct {
+	answered   bool // the batch taken (used, need, headDone) is answered
+	used, need int
+	headDone   bool
 }
 
 func (cn *hotConn) close() {
@@ -391,6 +443,10 @@ func (cn *hotConn) close() {
 func (cn *hotConn) closeLocked() {
 	if !cn.closed {
 		cn.closed = true
+		if cn.poll != nil {
+			shutSocket(cn) // the poller closes it, seeing it shut
+			return
+		}
 		_ = cn.c.Close()
 	}
 }
@@ -408,11 +464,25 @@ func (cn *hotConn) setIdle(idle bool) bool {
 	return !cn.closed
 }
 
-// serve is the connection's loop: read; take every complete request in the
-// buffer; answer them; repeat. A panic closes the connection only.
-func (cn *hotConn) serve() {
+// setup readies a new connection's buffers and addresses.
+func (cn *hotConn) setup() {
+	cn.local, cn.remote = addrIP(cn.c.LocalAddr()), addrIP(cn.c.RemoteAddr())
+	_, cn.maxValue, _ = cn.l.s.store.Limits()
+	cn.buf = make([]byte, 0, hotBufSize)
+	cn.out = make([]byte, 0, hotBufSize)
+}
+
+// serveFrom runs the connection's loop on its goroutine from step (see
+// run), until the connection closes, goes to net/http or to the poller. A
+// panic closes the connection only.
+func (cn *hotConn) serveFrom(step hotStep) {
 	l := cn.l
-	defer l.untrack(cn)
+	polled := false
+	defer func() {
+		if !polled {
+			l.untrack(cn)
+		}
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
@@ -422,36 +492,48 @@ func (cn *hotConn) serve() {
 			cn.close()
 		}
 	}()
-	cn.local, cn.remote = addrIP(cn.c.LocalAddr()), addrIP(cn.c.RemoteAddr())
-	_, cn.maxValue, _ = l.s.store.Limits()
-	cn.buf = make([]byte, 0, hotBufSize)
-	cn.out = make([]byte, 0, hotBufSize)
+	polled = cn.run(step)
+}
+
+// run is the connection's loop: read; take every complete request in the
+// buffer; answer them; repeat. It goes on from step: a batch the poller
+// took and answered (all of it, or up to resumeAt) is finished first. It
+// returns true when it gave the connection to the poller.
+func (cn *hotConn) run(step hotStep) bool {
+	l := cn.l
 	for {
-		used, need, headDone := cn.take()
-		cn.handOffAt = -1
-		if len(cn.batch) > 0 {
-			cn.answer()
+		used, need, headDone := step.used, step.need, step.headDone
+		switch {
+		case !step.answered:
+			used, need, headDone = cn.take()
+			cn.handOffAt = -1
+			if len(cn.batch) > 0 {
+				cn.answer(0)
+			}
+		case cn.resumeAt >= 0:
+			cn.answer(cn.resumeAt)
 		}
+		step = hotStep{}
 		if cn.dead {
 			cn.close()
-			return
+			return false
 		}
 		if cn.handOffAt >= 0 {
 			if !cn.flush() {
 				cn.close()
-				return
+				return false
 			}
 			cn.untrackForHandOff()
 			l.handOff(cn.c, cn.buf[cn.handOffAt:])
-			return
+			return false
 		}
 		if !cn.flush() {
 			cn.close()
-			return
+			return false
 		}
 		if cn.closeAfter {
 			cn.linger(cn.lastShort())
-			return
+			return false
 		}
 		cn.shrinkOut()
 		// Keep what is left: the start of the next request. Its timeouts
@@ -467,7 +549,7 @@ func (cn *hotConn) serve() {
 		}
 		if l.shutting.Load() {
 			cn.close() // after answering: the requests not begun are not taken
-			return
+			return false
 		}
 		switch {
 		case need > cap(cn.buf):
@@ -483,11 +565,14 @@ func (cn *hotConn) serve() {
 			// safeguard.
 			cn.untrackForHandOff()
 			l.handOff(cn.c, cn.buf)
-			return
+			return false
+		}
+		if len(cn.buf) == 0 && l.poller != nil && l.poller.adopt(cn) {
+			return true // idle: the poller waits for its next request
 		}
 		if !cn.read(headDone) {
 			cn.close()
-			return
+			return false
 		}
 	}
 }
@@ -589,16 +674,28 @@ func trimSpace(s string) string {
 	return s
 }
 
-// answer answers cn.batch in order into cn.out. A fast PUT is submitted as
-// it comes and answered when the next request that reads (or the end of
-// the batch) is reached, so that the PUTs between two reads share a
-// group, a GET sees every write before it and none after.
-func (cn *hotConn) answer() {
+// answer answers cn.batch from start in order into cn.out. A fast PUT is
+// submitted as it comes and answered when the next request that reads (or
+// the end of the batch) is reached, so that the PUTs between two reads
+// share a group, a GET sees every write before it and none after.
+//
+// In the poller, the PUTs at the end of the batch are left for the
+// poller's commit (putsFrom), and answering stops (resumeAt) once the
+// socket has not taken hotFlushBytes of answers: the rest is for the
+// connection's goroutine, which may wait for the client to read.
+func (cn *hotConn) answer(start int) {
 	l := cn.l
 	cn.batchStart = time.Now()
-	from := 0 // the first PUT submitted and not answered
-	for i := range cn.batch {
+	cn.resumeAt = -1
+	from := start // the first PUT submitted and not answered
+	for i := start; i < len(cn.batch); i++ {
 		r := &cn.batch[i]
+		if cn.poll != nil && len(cn.out) >= hotFlushBytes {
+			if cn.answerPuts(from, i) {
+				cn.resumeAt = i
+			}
+			return
+		}
 		if r.n < 0 {
 			if cn.answerPuts(from, i) {
 				cn.handOffAt = r.at
@@ -637,6 +734,14 @@ func (cn *hotConn) answer() {
 		}
 		if cn.dead {
 			return
+		}
+	}
+	if cn.poll != nil {
+		for j := from; j < len(cn.batch); j++ {
+			if cn.batch[j].put {
+				cn.putsFrom = from // answered after the poller's commit
+				return
+			}
 		}
 	}
 	cn.answerPuts(from, len(cn.batch))
@@ -689,9 +794,12 @@ func (cn *hotConn) submit(r *hotReq) bool {
 		return false
 	}
 	op := engine.Op{Type: engine.OpPut, Key: r.key, Value: string(cn.buf[r.at+r.n-r.bodyLen : r.at+r.n])}
-	if s.cluster == nil {
+	switch {
+	case cn.poll != nil:
+		r.pending = cn.poll.batch.Submit(op)
+	case s.cluster == nil:
 		r.pending = s.store.Submit(op)
-	} else {
+	default:
 		r.raftPut = s.cluster.node.SubmitWrite([]engine.Op{op}, false)
 	}
 	return true
@@ -704,6 +812,9 @@ func (cn *hotConn) submit(r *hotReq) bool {
 // applied, which a client that sees the connection close must assume of
 // any request it sent unanswered.
 func (cn *hotConn) answerPuts(from, to int) bool {
+	if cn.poll != nil {
+		cn.poll.commitNow() // a write waited for must be committed
+	}
 	cut := -1
 	for j := from; j < to; j++ {
 		r := &cn.batch[j]
@@ -1025,10 +1136,20 @@ func (cn *hotConn) maybeFlush() {
 	}
 }
 
-// flush writes the output gathered; false if the write failed.
+// flush writes the output gathered; false if the write failed. In the
+// poller it writes what the socket takes without waiting and keeps the
+// rest in cn.out.
 func (cn *hotConn) flush() bool {
 	if len(cn.out) == 0 || cn.dead {
 		return !cn.dead
+	}
+	if cn.poll != nil {
+		n, err := pollWrite(cn, cn.out)
+		cn.out = cn.out[:copy(cn.out, cn.out[n:])]
+		if err != nil {
+			cn.dead = true
+		}
+		return err == nil
 	}
 	cn.setWriteDeadline()
 	out := cn.out
@@ -1047,6 +1168,11 @@ func (cn *hotConn) flush() bool {
 // writeBuffers writes the output gathered and then v, in one writev.
 func (cn *hotConn) writeBuffers(v string) {
 	if cn.dead {
+		return
+	}
+	if cn.poll != nil {
+		cn.out = append(cn.out, v...) // the poller does not wait for a write
+		cn.maybeFlush()
 		return
 	}
 	cn.setWriteDeadline()

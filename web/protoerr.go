@@ -48,6 +48,14 @@ type problemConn struct {
 	maxHeaderBytes int
 }
 
+// NetConn and Rewrap let the hot loop's poller take the socket off Go's
+// poller and give it back (see ConnWrapper).
+func (c *problemConn) NetConn() net.Conn { return c.Conn }
+
+func (c *problemConn) Rewrap(nc net.Conn) net.Conn {
+	return &problemConn{Conn: nc, maxHeaderBytes: c.maxHeaderBytes}
+}
+
 func (c *problemConn) Write(b []byte) (int, error) {
 	if p, ok := problemAnswer(b, c.maxHeaderBytes); ok {
 		if _, err := c.Conn.Write(p); err != nil {

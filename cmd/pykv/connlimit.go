@@ -46,7 +46,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if ok {
-			return &limitedConn{Conn: c, release: func() { l.release(ip) }}, nil
+			return &limitedConn{Conn: c, slot: &connSlot{release: func() { l.release(ip) }}}, nil
 		}
 		// Answered in the background: a client that does not read must
 		// not hold up Accept.
@@ -76,12 +76,25 @@ func remoteIP(c net.Conn) string {
 // limitedConn gives its slot back when closed (once).
 type limitedConn struct {
 	net.Conn
+	slot *connSlot
+}
+
+// connSlot is a connection's place in the count, shared by the
+// limitedConns around it (see Rewrap): given back once.
+type connSlot struct {
 	once    sync.Once
 	release func()
 }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.slot.once.Do(c.slot.release)
 	return err
 }
+
+// NetConn and Rewrap let the hot loop's poller take the socket off Go's
+// poller and give it back (web.ConnWrapper): the slot stays taken until
+// the connection is closed for good, through either wrapper.
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }
+
+func (c *limitedConn) Rewrap(nc net.Conn) net.Conn { return &limitedConn{Conn: nc, slot: c.slot} }
