@@ -37,3 +37,29 @@ func HotLoopConns(l *HotLoop) int {
 // to the log without checking that the member leads, as a leader that
 // loses leadership just after the check does. Set it before Serve.
 func SkipHotLoopLeaderCheck(l *HotLoop) { l.skipLeaderCheck = true }
+
+// HotLoopPolled returns how many of l's connections its poller holds.
+func HotLoopPolled(l *HotLoop) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for cn := range l.conns {
+		cn.mu.Lock()
+		if cn.poll != nil {
+			n++
+		}
+		cn.mu.Unlock()
+	}
+	return n
+}
+
+// HotLoopGroups returns how many groups of writes l's poller has
+// committed, or -1 without a poller.
+func HotLoopGroups(l *HotLoop) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.poller == nil {
+		return -1
+	}
+	return l.poller.groups.Load()
+}

@@ -3,13 +3,20 @@ package web
 // The connection loop: HTTP/1.1 keep-alive connections served without
 // net/http for the store's hot path, GET and PUT /v1/kv/{key}.
 //
-// One goroutine per connection reads into the connection's buffer, takes
-// every complete request the buffer holds (a pipelined batch; the parser
-// is hotparse.go), and answers them in order into one output buffer,
-// written in one write (or every 64 KiB). A batch's PUTs are submitted to
-// the committer together (engine.Store.Submit), so they share a group and
-// its fsync; on a cluster's leader, to the log (cluster.Node.SubmitWrite),
-// so they can share a log entry. A GET waits for the writes before it. The
+// A connection's requests are read into its buffer; every complete
+// request the buffer holds (a pipelined batch; the parser is hotparse.go)
+// is taken and answered in order into one output buffer, written in one
+// write (or every 64 KiB). Who reads and answers: on a single node on
+// Linux, the poller (hotpoll_linux.go), one thread serving every idle
+// connection from epoll, which commits all their PUTs together in line
+// (engine.Batch: one log write and fdatasync); for what must wait (a
+// request not all read, an answer the socket does not take at once, a
+// cluster's writes), the connection's own goroutine, which gives it back
+// to the poller once idle. On the goroutine, a batch's PUTs are submitted
+// to the committer together (engine.Store.Submit), so they share a group
+// and its fsync; on a cluster's leader, to the log
+// (cluster.Node.SubmitWrite), so they can share a log entry. A GET waits
+// for the writes before it. The
 // common answers (a value found, a write done) are written by the loop
 // itself, byte for byte what the handlers answer; every other answer to a
 // request it parsed (a missing key, a bad key, a refused token or Host, a

@@ -99,7 +99,7 @@ func newHotPoller(l *HotLoop) *hotPoller {
 		return nil
 	}
 	p := &hotPoller{l: l, ep: ep, ev: int(ev),
-		conns: map[int32]*hotConn{}, batch: l.s.store.NewBatch()}
+		conns: map[int32]*hotConn{}, batch: l.s.store.NewBatch(), nextSweep: time.Now()}
 	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, p.ev,
 		&syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.ev)}); err != nil {
 		p.closeFDs()
@@ -451,7 +451,7 @@ func (p *hotPoller) commit() {
 			p.finish(cn, cn.step)
 		}()
 	}
-	clear(waiting[len(p.waiting):cap(waiting)])
+	clear(waiting) // p.waiting's array: no answered connection kept
 }
 
 // commitNow commits the group at once: a batch that must see its own PUTs

@@ -1,0 +1,196 @@
+//go:build linux
+
+package web_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pykv/pykv/web"
+)
+
+// waitPolled waits up to 10 s for loop's poller to hold n connections.
+func waitPolled(t *testing.T, loop *web.HotLoop, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for web.HotLoopPolled(loop) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s: the poller holds %d connections, want %d", what, web.HotLoopPolled(loop), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestPoller_WritersShareSyncs: clients writing in step, as HTTP clients
+// on keep-alive connections do, are served by the poller, and their PUTs
+// share its groups (one log append and fdatasync each): every write is
+// acknowledged and durable, in far fewer syncs than writes.
+func TestPoller_WritersShareSyncs(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	loop, addr := startHot(t, env.opts, productionLimits())
+	const clients, each = 16, 40
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	waitPolled(t, loop, clients, "every client's connection")
+	fsyncs, groups := env.db.Status().Fsyncs, web.HotLoopGroups(loop)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			br := bufio.NewReader(c)
+			for j := range each {
+				if code := roundTrip(t, c, br, req("PUT", fmt.Sprintf("/v1/kv/c%02d-%02d", i, j), "v")); code != http.StatusCreated {
+					t.Errorf("client %d PUT %d: %d", i, j, code)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	writes := int64(clients * each)
+	syncs, grouped := env.db.Status().Fsyncs-fsyncs, web.HotLoopGroups(loop)-groups
+	t.Logf("%d writes in %d syncs, %d poller groups", writes, syncs, grouped)
+	if grouped <= 0 || grouped > writes/2 || syncs > writes/2 {
+		t.Errorf("%d writes took %d poller groups and %d syncs, want them shared (at most %d)", writes, grouped, syncs, writes/2)
+	}
+	if env.db.Store().Rev() < writes {
+		t.Errorf("store at revision %d after %d acknowledged writes", env.db.Store().Rev(), writes)
+	}
+	waitPolled(t, loop, clients, "the connections back in the poller")
+}
+
+// TestPoller_HandsOverAndTakesBack: a request that comes in two pieces is
+// the connection's goroutine's to wait for (its timeouts); once answered
+// and idle again, the connection is back in the poller, and served there.
+func TestPoller_HandsOverAndTakesBack(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	loop, addr := startHot(t, env.opts, productionLimits())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	waitPolled(t, loop, 1, "the new connection")
+	full := req("PUT", "/v1/kv/split", "value")
+	if _, err := io.WriteString(c, full[:20]); err != nil {
+		t.Fatal(err)
+	}
+	waitPolled(t, loop, 0, "the half-sent request to go to the connection's goroutine")
+	if code := roundTrip(t, c, br, full[20:]); code != http.StatusCreated {
+		t.Fatalf("split PUT: %d", code)
+	}
+	waitPolled(t, loop, 1, "the idle connection back in the poller")
+	groups := web.HotLoopGroups(loop)
+	if code := roundTrip(t, c, br, req("PUT", "/v1/kv/whole", "v")); code != http.StatusCreated {
+		t.Fatalf("PUT after the split one: %d", code)
+	}
+	if got := web.HotLoopGroups(loop); got != groups+1 {
+		t.Errorf("the poller committed %d groups for a PUT it was given, want 1", got-groups)
+	}
+	for key, want := range map[string]string{"split": "value", "whole": "v"} {
+		if e, err := env.db.Store().Get(key); err != nil || e.Value != want {
+			t.Errorf("%s = %+v, %v; want %q", key, e, err, want)
+		}
+	}
+}
+
+// TestPoller_SlowReaderDoesNotStall: a client that asks for a big value
+// and does not read it leaves an answer the socket cannot take; the
+// poller must not wait for it (its goroutine does, up to WriteTimeout),
+// so the other clients are served meanwhile, and the slow one's
+// connection is cut off after WriteTimeout.
+func TestPoller_SlowReaderDoesNotStall(t *testing.T) {
+	const big = 1 << 20
+	env := openHotEnvMax(t, t.TempDir(), false, nil, big)
+	if _, err := env.db.Store().Put("big", strings.Repeat("b", big)); err != nil {
+		t.Fatal(err)
+	}
+	srv := productionLimits()
+	srv.WriteTimeout = 3 * time.Second
+	loop, addr := startHot(t, env.opts, srv)
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	_ = slow.(*net.TCPConn).SetReadBuffer(4096)
+	other, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	waitPolled(t, loop, 2, "both connections")
+	// One GET at a time (pipelined, they would go to the goroutine as a
+	// batch too big to read at once), until the socket's buffers are full.
+	for i := 0; web.HotLoopPolled(loop) == 2; i++ {
+		if i == 200 {
+			t.Fatalf("%d answers of %d bytes unread, and the poller still holds the connection", i, big)
+		}
+		if _, err := io.WriteString(slow, req("GET", "/v1/kv/big", "")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	obr := bufio.NewReader(other)
+	for i := range 20 {
+		if code := roundTrip(t, other, obr, req("PUT", fmt.Sprintf("/v1/kv/o%d", i), "v")); code != http.StatusCreated {
+			t.Fatalf("PUT %d beside the slow reader: %d", i, code)
+		}
+	}
+	if took := time.Since(start); took > srv.WriteTimeout {
+		t.Errorf("20 PUTs beside a client that does not read took %v, longer than its WriteTimeout (%v): the poller waited for it", took, srv.WriteTimeout)
+	}
+	waitConns(t, loop, 1, "the slow reader's connection to be closed (WriteTimeout 3s)")
+}
+
+// TestPoller_PipelinedGetSeesItsPut: a GET pipelined after a PUT of the
+// same key, in one read, sees that write: the poller commits its group
+// before answering the GET, rather than holding the PUT for the others.
+func TestPoller_PipelinedGetSeesItsPut(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	loop, addr := startHot(t, env.opts, productionLimits())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitPolled(t, loop, 1, "the connection")
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req("PUT", "/v1/kv/k", "one")+req("GET", "/v1/kv/k", "")+
+		req("PUT", "/v1/kv/k", "two")+req("GET", "/v1/kv/k", "")+req("PUT", "/v1/kv/j", "3")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	for i, want := range []struct {
+		code int
+		body string // a GET's
+	}{{201, ""}, {200, "one"}, {200, ""}, {200, "two"}, {201, ""}} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want.code || (want.body != "" && string(b) != want.body) {
+			t.Fatalf("answer %d: %d %q, want %d %q", i, resp.StatusCode, b, want.code, want.body)
+		}
+	}
+	if web.HotLoopPolled(loop) != 1 {
+		t.Errorf("the connection left the poller for a pipelined batch it could answer itself")
+	}
+}
