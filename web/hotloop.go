@@ -87,6 +87,12 @@ const (
 	// chunkingThreshold is net/http's bufferBeforeChunkingSize: an answer
 	// without a Content-Length whose body is longer goes out chunked.
 	chunkingThreshold = 2048
+	// maxHandovers is how many times in a row the poller may hand a
+	// connection to its goroutine (see hotpoll_linux.go) before the
+	// goroutine keeps it for good: a client whose every request comes in
+	// pieces would otherwise cost a trip off and back onto Go's netpoller
+	// per request.
+	maxHandovers = 4
 )
 
 // hotLimits are the http.Server's limits the loop keeps (see NewHotLoop).
@@ -432,6 +438,7 @@ type hotConn struct {
 	more       bool          // may have more to read than read
 	lastActive time.Time     // its last answer (IdleTimeout)
 	pollRound  int64         // the poller's last group it wrote in
+	handovers  int           // poller to goroutine in a row, with no batch the poller finished between
 }
 
 // hotStep is where a connection's loop goes on from (see run).
@@ -574,7 +581,7 @@ func (cn *hotConn) run(step hotStep) bool {
 			l.handOff(cn.c, cn.buf)
 			return false
 		}
-		if len(cn.buf) == 0 && l.poller != nil && l.poller.adopt(cn) {
+		if len(cn.buf) == 0 && l.poller != nil && cn.handovers < maxHandovers && l.poller.adopt(cn) {
 			return true // idle: the poller waits for its next request
 		}
 		if !cn.read(headDone) {

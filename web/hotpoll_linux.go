@@ -20,7 +20,8 @@ package web
 // one), 47-56k. So the poller owns its sockets outright: it takes each one
 // off Go's netpoller (a dup of the descriptor, the net.Conn closed under
 // its wrappers) and gives it back through net.FileConn, wrapped again,
-// when the connection needs what only a goroutine can do.
+// when the connection needs what only a goroutine can do (after
+// maxHandovers in a row, the goroutine keeps it).
 //
 // What it serves: complete requests that fit the read buffer, answered
 // with the same code as the goroutine loop (hotConn.answer), including
@@ -409,6 +410,7 @@ func (p *hotPoller) finish(cn *hotConn, step hotStep) {
 		cn.buf = make([]byte, 0, hotBufSize)
 	}
 	cn.lastActive = time.Now()
+	cn.handovers = 0
 	p.idleAgain(cn)
 }
 
@@ -479,6 +481,7 @@ func (p *hotPoller) recover(cn *hotConn) {
 // goes on from step.
 func (p *hotPoller) toGoroutine(cn *hotConn, step hotStep) {
 	p.forget(cn)
+	cn.handovers++
 	c, err := attach(cn.fd, cn.wrappers)
 	cn.mu.Lock()
 	cn.poll, cn.fd = nil, -1

@@ -194,3 +194,35 @@ func TestPoller_PipelinedGetSeesItsPut(t *testing.T) {
 		t.Errorf("the connection left the poller for a pipelined batch it could answer itself")
 	}
 }
+
+// TestPoller_KeepsSplitterOnGoroutine: a client whose every request comes
+// in two pieces costs the poller a hand-over each; after a few in a row
+// its goroutine keeps it, answering as before.
+func TestPoller_KeepsSplitterOnGoroutine(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	loop, addr := startHot(t, env.opts, productionLimits())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	waitPolled(t, loop, 1, "the new connection")
+	for i := range 10 {
+		full := req("PUT", fmt.Sprintf("/v1/kv/k%d", i), "v")
+		if _, err := io.WriteString(c, full[:20]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // two reads, not one
+		if code := roundTrip(t, c, br, full[20:]); code != http.StatusCreated {
+			t.Fatalf("split PUT %d: %d", i, code)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := web.HotLoopPolled(loop); n != 0 {
+		t.Errorf("after 10 split requests the poller holds the connection again")
+	}
+	if n := web.HotLoopConns(loop); n != 1 {
+		t.Errorf("the loop serves %d connections, want the splitter's", n)
+	}
+}
