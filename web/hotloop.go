@@ -114,7 +114,8 @@ type HotLoop struct {
 	// access log (one line per request, which the loop does not write).
 	handAll bool
 	// pollable: connections may be served by the poller (hotpoll_linux.go),
-	// started by the first Serve: on a single node, without handAll.
+	// started by the first Serve: on a single node, without handAll or
+	// Options.NoPoller.
 	pollable bool
 	poller   *hotPoller // guarded by mu; nil until Serve, or without one
 
@@ -161,7 +162,7 @@ func NewHotLoop(opts Options, srv *http.Server) *HotLoop {
 	}
 	return &HotLoop{s: s, h: srv.Handler, srv: srv, t: t,
 		handAll:  s.log.Enabled(context.Background(), slog.LevelDebug),
-		pollable: s.cluster == nil && !s.log.Enabled(context.Background(), slog.LevelDebug),
+		pollable: s.cluster == nil && !opts.NoPoller && !s.log.Enabled(context.Background(), slog.LevelDebug),
 		handoff:  make(chan net.Conn), done: make(chan struct{}), conns: map[*hotConn]struct{}{}}
 }
 
@@ -179,6 +180,7 @@ func (l *HotLoop) Serve(ln net.Listener) error {
 	l.ln = ln
 	if l.pollable && l.poller == nil {
 		if l.poller = newHotPoller(l); l.poller != nil {
+			l.s.log.Info("hot loop: idle connections are served by the poller, one epoll thread")
 			go l.poller.run()
 		}
 	}

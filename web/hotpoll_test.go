@@ -226,3 +226,22 @@ func TestPoller_KeepsSplitterOnGoroutine(t *testing.T) {
 		t.Errorf("the loop serves %d connections, want the splitter's", n)
 	}
 }
+
+// TestPoller_Off: with Options.NoPoller the loop serves every connection
+// on its own goroutine, and answers as before.
+func TestPoller_Off(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	env.opts.NoPoller = true
+	loop, addr := startHot(t, env.opts, productionLimits())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if code := roundTrip(t, c, bufio.NewReader(c), req("PUT", "/v1/kv/k", "v")); code != http.StatusCreated {
+		t.Fatalf("PUT: %d", code)
+	}
+	if n, g := web.HotLoopPolled(loop), web.HotLoopGroups(loop); n != 0 || g != -1 {
+		t.Errorf("with NoPoller: %d connections in a poller, %d groups committed by it; want none and no poller", n, g)
+	}
+}

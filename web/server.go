@@ -55,6 +55,10 @@ type Options struct {
 	// client's address, for rate limits) and X-Forwarded-Proto (https
 	// makes the sign-in cookie Secure) are believed.
 	TrustedProxies []netip.Prefix
+	// NoPoller makes NewHotLoop serve every connection on its own
+	// goroutine, without the poller (see hotpoll_linux.go), which it
+	// otherwise uses on Linux for a single node.
+	NoPoller bool
 	// Static holds the dashboard's assets, served under /static/ (nil: none).
 	Static fs.FS
 	// Watch configures the websocket change stream (GET /v1/watch): the

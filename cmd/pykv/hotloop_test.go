@@ -65,6 +65,38 @@ func TestServe_HotLoopFlag(t *testing.T) {
 	}
 }
 
+// TestServe_PollerFlag: the hot loop's poller is on by default, and off
+// with --poller=false or PYKV_POLLER=false (a goroutine per connection),
+// the loop still answering.
+func TestServe_PollerFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want bool
+	}{
+		{"Default", nil, nil, true},
+		{"FlagOff", nil, []string{"--poller=false"}, false},
+		{"EnvOff", map[string]string{"PYKV_POLLER": "false"}, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServe(t, t.TempDir(), tc.env, tc.args...)
+			c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			code, raw, err := rawPut(c, bufio.NewReader(c), "k", "v")
+			if err != nil || code != http.StatusCreated || !loopAnswered(raw) {
+				t.Fatalf("PUT: %d %v, answered by the loop %v", code, err, loopAnswered(raw))
+			}
+			if got := strings.Contains(srv.stderr.String(), "served by the poller"); got != tc.want {
+				t.Errorf("poller on %v, want %v; stderr:\n%s", got, tc.want, srv.stderr)
+			}
+		})
+	}
+}
+
 // TestServe_ShutdownUnderLoad stops the server while clients write on
 // keep-alive connections through the hot loop: every acknowledged write is
 // there after a restart (the loop answers its batches and stops before the

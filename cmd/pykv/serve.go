@@ -48,6 +48,7 @@ type serveConfig struct {
 	readToken      string
 	insecureNoAuth bool
 	hotLoop        bool // GET and PUT /v1/kv/{key} on web.HotLoop (default); false: net/http for everything
+	poller         bool // the hot loop's idle connections on one epoll thread (default); false: a goroutine each
 	// Cluster mode (set when nodeID is).
 	nodeID         string
 	raftAddr       string
@@ -88,6 +89,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.StringVar(&c.authToken, "auth-token", "", "token for reading and writing (prefer PYKV_AUTH_TOKEN: flags show in ps)")
 	fs.StringVar(&c.readToken, "read-token", "", "token for reading only (prefer PYKV_READ_TOKEN)")
 	fs.BoolVar(&c.hotLoop, "hot-loop", true, "serve GET and PUT /v1/kv/{key} on PyKV's own connection loop, everything else through net/http; false: net/http for every request (for diagnosis)")
+	fs.BoolVar(&c.poller, "poller", true, "with the hot loop, on Linux and a single node: serve idle connections from one epoll thread that reads them all, commits their PUTs together in line and answers them; false: a goroutine per connection (for diagnosis, or a machine with many cores)")
 	fs.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow listening beyond loopback without a token")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", web.DefaultSessionTTL, "how long a dashboard sign-in lasts before the browser must sign in again with the token (1m to 100 years)")
 	fs.StringVar(&c.nodeID, "node-id", "", "cluster mode: this member's ID, unique and fixed for life (empty: a single node)")
@@ -293,6 +295,7 @@ func newHTTPServer(ctx context.Context, c serveConfig, o web.Options) httpServer
 	o.AuthToken, o.ReadToken = c.authToken, c.readToken
 	o.AllowedHosts, o.TrustedProxies = c.allowedHosts, c.trustedProxies
 	o.SessionTTL = c.sessionTTL
+	o.NoPoller = !c.poller
 	o.Static = staticFS()
 	o.Watch = web.WatchOptions{AllowedOrigins: c.allowedOrigins}
 	srv := &http.Server{
