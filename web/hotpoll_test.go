@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pykv/pykv/engine"
 	"github.com/pykv/pykv/web"
 )
 
@@ -243,5 +244,56 @@ func TestPoller_Off(t *testing.T) {
 	}
 	if n, g := web.HotLoopPolled(loop), web.HotLoopGroups(loop); n != 0 || g != -1 {
 		t.Errorf("with NoPoller: %d connections in a poller, %d groups committed by it; want none and no poller", n, g)
+	}
+}
+
+// gateJournal holds every Append until released: what the disk's sync
+// would be, made as slow as the test wants.
+type gateJournal struct {
+	entered chan struct{} // one token per Append begun
+	release chan struct{} // closed: Appends return
+}
+
+func (j *gateJournal) Append([]engine.Command) error {
+	j.entered <- struct{}{}
+	<-j.release
+	return nil
+}
+
+// TestPoller_AnswersOnlyOnceDurable: a PUT served by the poller is
+// answered only after the journal's Append (the log's write and
+// fdatasync) has returned, never while it is in progress.
+func TestPoller_AnswersOnlyOnceDurable(t *testing.T) {
+	j := &gateJournal{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	store := engine.New(engine.Options{Journal: j})
+	t.Cleanup(func() { store.Close() })
+	loop, addr := startHot(t, web.Options{Store: store}, productionLimits())
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitPolled(t, loop, 1, "the connection")
+	if _, err := io.WriteString(c, req("PUT", "/v1/kv/k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-j.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the PUT never reached the journal")
+	}
+	_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if b, err := io.ReadAll(c); len(b) > 0 {
+		t.Fatalf("answered while the write's Append was in progress: %q (%v)", b, err)
+	}
+	close(j.release)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer once the Append returned: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || web.HotLoopGroups(loop) != 1 {
+		t.Fatalf("answered %d after %d poller groups, want 201 after 1", resp.StatusCode, web.HotLoopGroups(loop))
 	}
 }
