@@ -58,18 +58,20 @@ func (b *Batch) Commit() {
 		return
 	}
 	s := b.s
+	defer func() {
+		clear(b.reqs) // the requests are their writers' now
+		b.reqs = b.reqs[:0]
+	}()
 	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
 	if s.closed.Load() {
 		for _, r := range b.reqs {
 			r.err = ErrClosed
 			r.finish()
 		}
-	} else {
-		s.commit(b.reqs)
+		return
 	}
-	s.commitMu.Unlock()
-	clear(b.reqs) // the requests are their writers' now
-	b.reqs = b.reqs[:0]
+	s.commit(b.reqs)
 }
 
 // CommitDelay returns how long a group may be held open for more writers

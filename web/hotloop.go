@@ -208,7 +208,7 @@ func (l *HotLoop) Serve(ln net.Listener) error {
 			go l.handOff(c, nil)
 			continue
 		}
-		cn := &hotConn{l: l, c: c, idle: true, fd: -1, putsFrom: -1, resumeAt: -1}
+		cn := &hotConn{l: l, c: c, idle: true, fd: -1, putsFrom: -1, resumeAt: -1, home: poller}
 		if !l.track(cn) {
 			c.Close()
 			continue
@@ -430,7 +430,11 @@ type hotConn struct {
 	closeAfter           bool      // close once the batch is answered
 	handOffAt            int       // >= 0: hand off from this offset after the batch
 
+	// tail is the rest of a big value to write after out (not copied).
+	tail string
+
 	// The poller's (see hotpoll_linux.go); poll and fd change under mu.
+	home       *hotPoller // the loop's poller, to go back to when idle; nil without one
 	poll       *hotPoller
 	fd         int           // the socket, while poll is set; else -1
 	wrappers   []ConnWrapper // c's, to wrap the socket in again
@@ -438,6 +442,7 @@ type hotConn struct {
 	resumeAt   int           // >= 0: answering stopped here, for the goroutine to go on
 	step       hotStep       // the batch waiting for the commit
 	more       bool          // may have more to read than read
+	hup        bool          // epoll saw the client's end (or an error): read until it shows
 	lastActive time.Time     // its last answer (IdleTimeout)
 	pollRound  int64         // the poller's last group it wrote in
 	handovers  int           // poller to goroutine in a row, with no batch the poller finished between
@@ -527,6 +532,10 @@ func (cn *hotConn) run(step hotStep) bool {
 				cn.answer(0)
 			}
 		case cn.resumeAt >= 0:
+			if cn.tail != "" && !cn.flush() { // what the poller began to write goes first
+				cn.close()
+				return false
+			}
 			cn.answer(cn.resumeAt)
 		}
 		step = hotStep{}
@@ -583,7 +592,7 @@ func (cn *hotConn) run(step hotStep) bool {
 			l.handOff(cn.c, cn.buf)
 			return false
 		}
-		if len(cn.buf) == 0 && l.poller != nil && cn.handovers < maxHandovers && l.poller.adopt(cn) {
+		if len(cn.buf) == 0 && cn.home != nil && cn.handovers < maxHandovers && cn.home.adopt(cn) {
 			return true // idle: the poller waits for its next request
 		}
 		if !cn.read(headDone) {
@@ -695,10 +704,12 @@ func trimSpace(s string) string {
 // the end of the batch) is reached, so that the PUTs between two reads
 // share a group, a GET sees every write before it and none after.
 //
-// In the poller, the PUTs at the end of the batch are left for the
-// poller's commit (putsFrom), and answering stops (resumeAt) once the
-// socket has not taken hotFlushBytes of answers: the rest is for the
-// connection's goroutine, which may wait for the client to read.
+// In the poller, answering stops where it would have to wait: the PUTs
+// submitted (from putsFrom) wait for the poller's commit, and a request
+// after them (resumeAt) is answered once they are; and once the socket has
+// not taken what was gathered (hotFlushBytes, or a big value's tail), the
+// rest is for the connection's goroutine, which may wait for the client
+// to read.
 func (cn *hotConn) answer(start int) {
 	l := cn.l
 	cn.batchStart = time.Now()
@@ -706,9 +717,11 @@ func (cn *hotConn) answer(start int) {
 	from := start // the first PUT submitted and not answered
 	for i := start; i < len(cn.batch); i++ {
 		r := &cn.batch[i]
-		if cn.poll != nil && len(cn.out) >= hotFlushBytes {
-			if cn.answerPuts(from, i) {
-				cn.resumeAt = i
+		if cn.poll != nil && (len(cn.out) >= hotFlushBytes || cn.tail != "" ||
+			i > from && !(r.put && !r.short && r.bodyLen <= cn.maxValue && cn.fastAllowed(r))) {
+			cn.resumeAt = i
+			if i > from {
+				cn.putsFrom = from
 			}
 			return
 		}
@@ -752,13 +765,9 @@ func (cn *hotConn) answer(start int) {
 			return
 		}
 	}
-	if cn.poll != nil {
-		for j := from; j < len(cn.batch); j++ {
-			if cn.batch[j].put {
-				cn.putsFrom = from // answered after the poller's commit
-				return
-			}
-		}
+	if cn.poll != nil && from < len(cn.batch) {
+		cn.putsFrom = from // submitted PUTs: answered after the poller's commit
+		return
 	}
 	cn.answerPuts(from, len(cn.batch))
 }
@@ -1156,16 +1165,26 @@ func (cn *hotConn) maybeFlush() {
 // poller it writes what the socket takes without waiting and keeps the
 // rest in cn.out.
 func (cn *hotConn) flush() bool {
-	if len(cn.out) == 0 || cn.dead {
+	if len(cn.out) == 0 && cn.tail == "" || cn.dead {
 		return !cn.dead
 	}
 	if cn.poll != nil {
 		n, err := pollWrite(cn, cn.out)
 		cn.out = cn.out[:copy(cn.out, cn.out[n:])]
+		if err == nil && len(cn.out) == 0 && cn.tail != "" {
+			n, err = pollWrite(cn, unsafeBytes(cn.tail))
+			cn.tail = cn.tail[n:]
+		}
 		if err != nil {
 			cn.dead = true
 		}
 		return err == nil
+	}
+	if cn.tail != "" {
+		tail := cn.tail
+		cn.tail = ""
+		cn.writeBuffers(tail)
+		return !cn.dead
 	}
 	cn.setWriteDeadline()
 	out := cn.out
@@ -1187,8 +1206,20 @@ func (cn *hotConn) writeBuffers(v string) {
 		return
 	}
 	if cn.poll != nil {
-		cn.out = append(cn.out, v...) // the poller does not wait for a write
-		cn.maybeFlush()
+		// What the socket takes now; the rest of v waits as the tail
+		// (not copied), for the goroutine if need be.
+		n, err := pollWritev(cn, cn.out, unsafeBytes(v))
+		if err != nil {
+			cn.dead = true
+			return
+		}
+		if n < len(cn.out) {
+			cn.out = cn.out[:copy(cn.out, cn.out[n:])]
+			cn.tail = v
+		} else {
+			cn.tail = v[n-len(cn.out):]
+			cn.out = cn.out[:0]
+		}
 		return
 	}
 	cn.setWriteDeadline()

@@ -71,7 +71,12 @@ type hotPoller struct {
 	conns   map[int32]*hotConn
 	batch   *engine.Batch
 	waiting []*hotConn // their PUTs are in batch: answered after its commit
+	spare   []*hotConn // waiting's other array, swapped in by commit
 	again   []*hotConn // may have more to read: served again next turn
+	// committing is set while a group is committed: a panic then is the
+	// store's, not a connection's, and is not recovered (see recover).
+	committing bool
+	noPwait2   bool // epoll_pwait2 refused: millisecond timeouts
 	// The group hold: a group opens with its first PUT (holdStart) and is
 	// committed once as many connections as expected have joined, or
 	// once the store's CommitDelay has passed. expect is how many
@@ -115,11 +120,30 @@ func (p *hotPoller) closeFDs() {
 	_ = syscall.Close(p.ev)
 }
 
+// closeDown marks the poller stopped, so that wake and adopt leave it
+// alone, and closes its descriptors: with p.mu held, no wake writes to a
+// number the system may have given to another file meanwhile.
+func (p *hotPoller) closeDown() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	p.closeFDs()
+}
+
 // wake makes the poller look at its incoming connections and the loop's
-// shutdown.
+// shutdown, unless it has stopped.
 func (p *hotPoller) wake() {
-	one := uint64(1)
-	_, _ = syscall.Write(p.ev, (*[8]byte)(unsafe.Pointer(&one))[:])
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wakeLocked()
+}
+
+// wakeLocked is wake with p.mu held.
+func (p *hotPoller) wakeLocked() {
+	if !p.stopped {
+		one := uint64(1)
+		_, _ = syscall.Write(p.ev, (*[8]byte)(unsafe.Pointer(&one))[:])
+	}
 }
 
 // adopt takes cn (tracked, its buffer empty, no request in progress) off
@@ -144,7 +168,7 @@ func (p *hotPoller) adopt(cn *hotConn) bool {
 	cn.fd, cn.wrappers, cn.poll, cn.idle = fd, wrappers, p, true
 	cn.readDL, cn.writeDL, cn.readWant, cn.writeWant = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 	p.incoming = append(p.incoming, cn)
-	p.wake()
+	p.wakeLocked()
 	return true
 }
 
@@ -207,7 +231,7 @@ func attach(fd int, wrappers []ConnWrapper) (net.Conn, error) {
 // run is the poller's loop.
 func (p *hotPoller) run() {
 	runtime.LockOSThread() // the thread sleeps in epoll and fdatasync; nothing else waits on it
-	defer p.closeFDs()
+	defer p.closeDown()
 	events := make([]syscall.EpollEvent, pollMaxEvents)
 	for {
 		n, err := p.wait(events)
@@ -224,6 +248,9 @@ func (p *hotPoller) run() {
 				_, _ = syscall.Read(p.ev, b[:])
 				p.register()
 			} else if cn := p.conns[fd]; cn != nil {
+				if events[i].Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+					cn.hup = true // read until the end is seen: no later edge will come
+				}
 				p.ready(cn, now)
 			}
 		}
@@ -234,7 +261,7 @@ func (p *hotPoller) run() {
 				p.ready(cn, now)
 			}
 		}
-		if len(p.waiting) > 0 {
+		if len(p.waiting) > 0 || p.batch.Len() > 0 {
 			if p.holdStart.IsZero() {
 				p.holdStart, p.holdFor = now, p.l.s.store.CommitDelay()
 			}
@@ -275,7 +302,7 @@ func (p *hotPoller) stop() {
 	p.stopped = true
 	p.mu.Unlock()
 	p.register()
-	if len(p.waiting) > 0 {
+	for len(p.waiting) > 0 || p.batch.Len() > 0 {
 		p.commit()
 	}
 	for _, cn := range p.conns {
@@ -290,7 +317,7 @@ func (p *hotPoller) wait(events []syscall.EpollEvent) (int, error) {
 	switch {
 	case len(p.again) > 0:
 		until = time.Now()
-	case len(p.waiting) > 0:
+	case len(p.waiting) > 0 || p.batch.Len() > 0:
 		until = p.holdStart.Add(p.holdFor)
 	}
 	if p.l.t.Idle > 0 && len(p.conns) > 0 && (until.IsZero() || p.nextSweep.Before(until)) {
@@ -299,16 +326,21 @@ func (p *hotPoller) wait(events []syscall.EpollEvent) (int, error) {
 	for {
 		var n int
 		var err error
-		if until.IsZero() {
+		left := max(time.Until(until), 0)
+		switch {
+		case until.IsZero():
 			n, err = syscall.EpollWait(p.ep, events, -1)
-		} else {
-			ts := syscall.NsecToTimespec(max(int64(time.Until(until)), 0))
+		case p.noPwait2:
+			n, err = syscall.EpollWait(p.ep, events, epollMillis(left))
+		default:
+			ts := syscall.NsecToTimespec(int64(left))
 			r, _, errno := syscall.Syscall6(sysEpollPwait2, uintptr(p.ep), uintptr(unsafe.Pointer(&events[0])),
 				uintptr(len(events)), uintptr(unsafe.Pointer(&ts)), 0, 0)
 			n = int(r)
-			if errno == syscall.ENOSYS {
-				// Before Linux 5.11: milliseconds, rounded up.
-				n, err = syscall.EpollWait(p.ep, events, int((time.Until(until)+time.Millisecond-1)/time.Millisecond))
+			if errno == syscall.ENOSYS || errno == syscall.EPERM {
+				// Before Linux 5.11, or refused by a seccomp profile.
+				p.noPwait2 = true
+				continue
 			} else if errno != 0 {
 				n, err = 0, errno
 			}
@@ -362,8 +394,9 @@ func (p *hotPoller) serve(cn *hotConn, now time.Time) {
 		return
 	}
 	// Edge-triggered: epoll reports new bytes once. A read that filled
-	// the buffer may have left some: read again once this batch is done.
-	cn.more = n == space
+	// the buffer may have left some, and after the client's end (hup)
+	// the next read must see it: read again once this batch is done.
+	cn.more = n == space || cn.hup
 	cn.buf = cn.buf[:len(cn.buf)+n]
 	cn.reqStart, cn.lastRead = now, now
 	used, need, headDone := cn.take()
@@ -386,17 +419,33 @@ func (p *hotPoller) serve(cn *hotConn, now time.Time) {
 
 // finish ends cn's batch once every answer is in its output: written, if
 // the socket takes it all at once, and the connection is idle again;
-// otherwise its goroutine goes on from here.
+// otherwise its goroutine goes on from here. A batch whose PUTs were
+// waiting for the group's commit has them answered first and goes on
+// answering; a GET after PUTs parks it again, for the next group (one
+// commit a turn per connection, however it pipelines).
 func (p *hotPoller) finish(cn *hotConn, step hotStep) {
-	if cn.putsFrom >= 0 {
-		cn.answerPuts(cn.putsFrom, len(cn.batch))
+	for cn.putsFrom >= 0 {
+		to := len(cn.batch)
+		if cn.resumeAt >= 0 {
+			to = cn.resumeAt
+		}
+		cn.answerPuts(cn.putsFrom, to)
 		cn.putsFrom = -1
+		if cn.resumeAt < 0 || cn.dead {
+			break
+		}
+		cn.answer(cn.resumeAt)
+		if cn.putsFrom >= 0 {
+			cn.step = step
+			p.waiting = append(p.waiting, cn)
+			return
+		}
 	}
-	if cn.dead {
-		p.closeConn(cn)
+	if cn.dead || !cn.flush() {
+		p.closeConn(cn) // a write failed: the client is gone, or Close shut the socket
 		return
 	}
-	if cn.resumeAt >= 0 || cn.handOffAt >= 0 || !cn.flush() || len(cn.out) > 0 || (cn.closeAfter && cn.lastShort()) {
+	if cn.resumeAt >= 0 || cn.handOffAt >= 0 || len(cn.out) > 0 || cn.tail != "" || (cn.closeAfter && cn.lastShort()) {
 		p.toGoroutine(cn, step)
 		return
 	}
@@ -430,8 +479,7 @@ func (p *hotPoller) idleAgain(cn *hotConn) {
 // commit commits the group held open and finishes the batches waiting
 // for it.
 func (p *hotPoller) commit() {
-	p.batch.Commit()
-	p.groups.Add(1)
+	p.commitBatch()
 	p.round++
 	// How many connections wrote in this group or the last: those that
 	// wrote in both were marked with the last round.
@@ -445,30 +493,45 @@ func (p *hotPoller) commit() {
 	p.union = len(p.waiting) + p.last - both
 	p.last = len(p.waiting)
 	p.holdStart = time.Time{}
+	// Batches parked again (a GET after PUTs) join the next group.
 	waiting := p.waiting
-	p.waiting = p.waiting[:0]
+	p.waiting, p.spare = p.spare[:0], nil
 	for _, cn := range waiting {
 		func() {
 			defer p.recover(cn)
 			p.finish(cn, cn.step)
 		}()
 	}
-	clear(waiting) // p.waiting's array: no answered connection kept
+	clear(waiting) // no answered connection kept
+	p.spare = waiting[:0]
 }
 
-// commitNow commits the group at once: a batch that must see its own PUTs
-// (a GET after them) cannot wait for the others.
+// commitNow commits the group at once, if it holds writes: a Pending's
+// Wait must never come before its commit (it would wait for good). The
+// poller commits before it answers, so this finds nothing to do.
 func (p *hotPoller) commitNow() {
 	if p.batch.Len() > 0 {
-		p.batch.Commit()
-		p.groups.Add(1)
+		p.commitBatch()
 	}
+}
+
+// commitBatch commits the group. A panic in it is the store's (its
+// bookkeeping broken), which recover lets through, as the committer
+// goroutine's would.
+func (p *hotPoller) commitBatch() {
+	p.committing = true
+	p.batch.Commit()
+	p.committing = false
+	p.groups.Add(1)
 }
 
 // recover closes cn after a panic while serving it, as the goroutine loop
 // does: logged with its stack, the poller going on.
 func (p *hotPoller) recover(cn *hotConn) {
 	if v := recover(); v != nil {
+		if p.committing {
+			panic(v)
+		}
 		if v != http.ErrAbortHandler {
 			p.l.s.log.Error("panic serving a connection; it is closed", "remote", cn.c.RemoteAddr().String(),
 				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
@@ -482,8 +545,15 @@ func (p *hotPoller) recover(cn *hotConn) {
 func (p *hotPoller) toGoroutine(cn *hotConn, step hotStep) {
 	p.forget(cn)
 	cn.handovers++
-	c, err := attach(cn.fd, cn.wrappers)
 	cn.mu.Lock()
+	if cn.closed { // by Close, which shut the socket down: nothing to hand over
+		cn.mu.Unlock()
+		p.closeConn(cn)
+		return
+	}
+	// Under cn.mu: Close must find either the socket (poll set) or the
+	// new net.Conn, never a descriptor number attach has closed.
+	c, err := attach(cn.fd, cn.wrappers)
 	cn.poll, cn.fd = nil, -1
 	if err == nil {
 		cn.c = c
@@ -568,6 +638,42 @@ func pollWrite(cn *hotConn, b []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// pollWritev writes a then b to cn's socket in one writev, without
+// blocking; it returns how much of the two it wrote, and an error other
+// than a full socket buffer.
+func pollWritev(cn *hotConn, a, b []byte) (int, error) {
+	n := 0
+	for n < len(a)+len(b) {
+		var iov [2]syscall.Iovec
+		cnt := 0
+		if n < len(a) {
+			iov[cnt].Base, iov[cnt].Len = &a[n], uint64(len(a)-n)
+			cnt++
+		}
+		if off := max(n-len(a), 0); off < len(b) {
+			iov[cnt].Base, iov[cnt].Len = &b[off], uint64(len(b)-off)
+			cnt++
+		}
+		w, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(cn.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))
+		switch errno {
+		case 0:
+			n += int(w)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return n, nil
+		default:
+			return n, errno
+		}
+	}
+	return n, nil
+}
+
+// epollMillis is epoll_wait's timeout for waiting left (0 or more):
+// milliseconds rounded up, never negative (which would wait for good).
+func epollMillis(left time.Duration) int {
+	return int((max(left, 0) + time.Millisecond - 1) / time.Millisecond)
 }
 
 // epollET is EPOLLET as the uint32 epoll takes (syscall's constant is

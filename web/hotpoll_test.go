@@ -4,12 +4,16 @@ package web_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -295,5 +299,289 @@ func TestPoller_AnswersOnlyOnceDurable(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated || web.HotLoopGroups(loop) != 1 {
 		t.Fatalf("answered %d after %d poller groups, want 201 after 1", resp.StatusCode, web.HotLoopGroups(loop))
+	}
+}
+
+// countedConn is a listener's wrapper (web.ConnWrapper) that counts the
+// closes of its connection, shared with the wrappers Rewrap makes.
+type countedConn struct {
+	net.Conn
+	closes *atomic.Int32
+}
+
+func (c *countedConn) Close() error                { c.closes.Add(1); return c.Conn.Close() }
+func (c *countedConn) NetConn() net.Conn           { return c.Conn }
+func (c *countedConn) Rewrap(nc net.Conn) net.Conn { return &countedConn{Conn: nc, closes: c.closes} }
+
+type countedListener struct {
+	net.Listener
+	closes atomic.Int32
+}
+
+func (l *countedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countedConn{Conn: c, closes: &l.closes}, nil
+}
+
+// TestPoller_CloseDuringBatchClosesWrapper: Close while the poller
+// answers a connection's PUT shuts its socket; the connection must then
+// be closed through its wrappers (a connection limit's slot given back),
+// not handed to a goroutine that thinks it closed already.
+func TestPoller_CloseDuringBatchClosesWrapper(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	loop := web.NewHotLoop(env.opts, productionLimits())
+	web.SetHotLoopHook(loop, func(key string, _, _ int) {
+		if key == "close" {
+			_ = loop.Close()
+		}
+	})
+	ln := &countedListener{Listener: listenLocal(t)}
+	go func() { _ = loop.Serve(ln) }()
+	t.Cleanup(func() { _ = loop.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitPolled(t, loop, 1, "the connection")
+	if _, err := io.WriteString(c, req("PUT", "/v1/kv/close", "v")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ln.closes.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection's wrapper was never closed after Close")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitConns(t, loop, 0, "the loop to let go of the connection")
+}
+
+// TestPoller_NoWakeAfterStop: once the poller has stopped, its eventfd is
+// closed and its number free for another file; a later Close must not
+// write to that number.
+func TestPoller_NoWakeAfterStop(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	loop, addr := startHot(t, env.opts, productionLimits())
+	c, err := net.Dial("tcp", addr) // the poller starts with Serve; a connection shows it runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitPolled(t, loop, 1, "the connection")
+	c.Close()
+	fd, _ := web.HotLoopPollerFD(loop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := loop.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, stopped := web.HotLoopPollerFD(loop); stopped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the poller did not stop after Shutdown")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Take the freed number with a pipe's end, if the system gives it.
+	// (Not with Fd, which would make the pipe blocking: no deadline.)
+	fdOf := func(f *os.File) int {
+		n := -1
+		if rc, err := f.SyscallConn(); err == nil {
+			_ = rc.Control(func(s uintptr) { n = int(s) })
+		}
+		return n
+	}
+	var r, w *os.File
+	for range 20 {
+		if r, w, err = os.Pipe(); err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		defer w.Close()
+		if fdOf(r) == fd || fdOf(w) == fd {
+			break
+		}
+	}
+	wfd := fdOf(w)
+	_ = loop.Close()
+	if wfd == fd {
+		_ = w.Close() // the stray bytes would be in the pipe for r to read
+	}
+	_ = r.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if b, _ := io.ReadAll(r); len(b) > 0 {
+		t.Fatalf("Close after the poller stopped wrote %x into the file now numbered %d", b, fd)
+	}
+}
+
+// TestPoller_RequestWithEndIsClosed: a request that arrives together with
+// the client's end of writing (a half-close, as `nc -N` sends) is answered
+// and the connection closed, though epoll reports both in one edge.
+func TestPoller_RequestWithEndIsClosed(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) {
+		web.SetHotLoopHook(l, func(key string, _, _ int) {
+			if key == "block" {
+				close(entered)
+				<-release
+			}
+		})
+	})
+	blocker, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitPolled(t, loop, 2, "both connections")
+	if _, err := io.WriteString(blocker, req("GET", "/v1/kv/block", "")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered // the poller is busy: c's request and end arrive together
+	if _, err := io.WriteString(c, req("PUT", "/v1/kv/k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer to the request before the end: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT: %d", resp.StatusCode)
+	}
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the answer: %v, want the server to close the connection (EOF)", err)
+	}
+	t.Logf("closed %v after the answer", time.Since(start))
+}
+
+// TestPoller_PipelinedPairsDoNotStall: a client pipelining PUT-then-GET
+// pairs needs a commit before each GET; the poller makes one a turn, so
+// a client whose request came in the same turn is answered after the
+// first pair, not after all of them.
+func TestPoller_PipelinedPairsDoNotStall(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var order []string
+	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) {
+		web.SetHotLoopHook(l, func(key string, _, _ int) {
+			if key == "block" {
+				close(entered)
+				<-release
+				return
+			}
+			mu.Lock()
+			order = append(order, key)
+			mu.Unlock()
+		})
+	})
+	conns := make([]net.Conn, 3)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	blocker, a, b := conns[0], conns[1], conns[2]
+	waitPolled(t, loop, 3, "the connections")
+	if _, err := io.WriteString(blocker, req("GET", "/v1/kv/block", "")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	const pairs = 30
+	var batch strings.Builder
+	for i := range pairs {
+		key := fmt.Sprintf("a%02d", i)
+		batch.WriteString(req("PUT", "/v1/kv/"+key, "v") + req("GET", "/v1/kv/"+key, ""))
+	}
+	if _, err := io.WriteString(a, batch.String()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // a's bytes first in epoll's ready list
+	if _, err := io.WriteString(b, req("PUT", "/v1/kv/b", "v")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	abr, bbr := bufio.NewReader(a), bufio.NewReader(b)
+	for i := range 2 * pairs {
+		_ = a.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(abr, nil)
+		if err != nil {
+			t.Fatalf("pipelined answer %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if want := []int{http.StatusCreated, http.StatusOK}[i%2]; resp.StatusCode != want {
+			t.Fatalf("pipelined answer %d: %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+	if code := roundTrip(t, b, bbr, ""); code != http.StatusCreated {
+		t.Fatalf("b's PUT: %d", code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	at := slices.Index(order, "b")
+	t.Logf("b answered at %d of %d requests", at, len(order))
+	if at < 0 || at > 4 {
+		t.Errorf("b's request was taken at %d in %v, want right after a's first pair", at, order)
+	}
+}
+
+// TestPoller_BigValueNotCopied: a big value the socket does not take at
+// once is written from the store's own string by the connection's
+// goroutine, not copied into the connection's output buffer.
+func TestPoller_BigValueNotCopied(t *testing.T) {
+	const big = 16 << 20 // more than the socket's send buffer grows to (tcp_wmem: 4 MiB)
+	env := openHotEnvMax(t, t.TempDir(), false, nil, big)
+	if _, err := env.db.Store().Put("big", strings.Repeat("b", big)); err != nil {
+		t.Fatal(err)
+	}
+	rec := &bufRecorder{readCap: map[string][]int{}}
+	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) { web.SetHotLoopHook(l, rec.hook) })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitPolled(t, loop, 1, "the connection")
+	if _, err := io.WriteString(c, req("GET", "/v1/kv/big", "")+req("GET", "/v1/kv/small", "")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the poller writes what the socket takes
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i, want := range []int{http.StatusOK, http.StatusNotFound} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (i == 0 && n != big) {
+			t.Fatalf("answer %d: %d with %d bytes", i, resp.StatusCode, n)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.maxOut >= big {
+		t.Errorf("the output buffer grew to %d bytes for a %d-byte value: copied", rec.maxOut, big)
 	}
 }
