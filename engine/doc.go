@@ -18,8 +18,11 @@
 // group is being written, hands them to the journal as one group, and applies
 // them to memory only once the journal returns. With Options.InlineCommit the
 // writer does the same on its own goroutine, writers taking turns (the
-// browser copy, where writes come from one thread). Without a journal,
-// writes are applied at once under the store's lock.
+// browser copy, where writes come from one thread). A [Batch] gathers
+// writes from one goroutine that reads many clients (web's poller) and
+// commits them as one group on that goroutine, taking turns with the
+// committer. Without a journal, writes are applied at once under the
+// store's lock.
 //
 // Browsing a large store costs little: [Store.Count] and [Store.Folders]
 // rank keys in the ordered index (a counted B-tree) instead of visiting

@@ -15,14 +15,22 @@
 //
 // cmd/pykv serves through [HotLoop] (hotloop.go) unless told not to: the
 // listener's connections (behind the per-address limit and
-// [ProblemListener]) are read by one goroutine each, which parses every
-// complete request in its buffer (hotparse.go, a strict subset of
-// HTTP/1.1). GET and PUT of a key whose Host and token the chain would
-// allow are answered by the loop itself when the value is found or the
-// write done: a batch's PUTs are submitted to the committer together
-// (engine.Store.Submit), a GET waits for the writes before it, and the
-// answers, the same bytes the handlers write, go out in one write (every
-// 64 KiB). Every other answer to a request it parsed (404, 400, 401, 403,
+// [ProblemListener]) are read, on a single node on Linux, by the poller
+// (hotpoll_linux.go): one thread waiting in epoll for every idle
+// connection, which takes every complete request each one has sent
+// (hotparse.go, a strict subset of HTTP/1.1). GET and PUT of a key whose
+// Host and token the chain would allow are answered by the loop itself
+// when the value is found or the write done: the PUTs of every connection
+// read in one turn form one engine.Batch, which the poller commits on its
+// own thread (one log write, one fdatasync) before it writes their
+// answers; a GET waits for the writes before it; the answers, the same
+// bytes the handlers write, go out in one write (every 64 KiB). What
+// would make the poller wait (a request not all read, an answer the
+// socket does not take at once, a hand-off to net/http) goes to the
+// connection's own goroutine, which serves it as the poller would, with
+// the server's timeouts, its PUTs through the committer
+// (engine.Store.Submit), and gives it back once idle; in cluster mode, or
+// with [Options].NoPoller, every connection has its goroutine. Every other answer to a request it parsed (404, 400, 401, 403,
 // 421, 429, 413, a refused write) is rendered by the handler chain itself,
 // run on the same bytes read with http.ReadRequest, into a recorder; the
 // connection stays on the loop. Anything else hands the connection, with
@@ -39,10 +47,10 @@
 // finds leadership moved before it was proposed is rendered through the
 // chain, which forwards it); it renders followers' linearizable reads and
 // writes through the chain, which forwards them; TestHotLoop_Cluster.
-// It is there for speed:
-// in `make bench-peers` it answers GETs at 0.92 × a bare net/http handler
-// where the chain alone makes 0.72 ×, with 0.73 × its CPU per GET and
-// 0.69 × per durable PUT (README, Measured).
+// It is there for speed: in `make bench-peers` it takes about 1.4 × the
+// durable PUTs of Redis (appendfsync always, behind webdis) and answers
+// GETs at about 1.35 × a bare net/http handler, where the chain alone
+// makes 0.9 × and 0.77 × (README, Measured).
 // Keys
 // travel in the path percent-encoded as one segment (encodeURIComponent):
 // the handlers read them from the decoded path, so "a%2Fb" names the key
