@@ -33,6 +33,23 @@ func waitPolled(t *testing.T, loop *web.HotLoop, n int, what string) {
 	}
 }
 
+// dialPolled opens n connections to addr, closed when the test ends, and
+// waits for loop's poller to hold them (and no others).
+func dialPolled(t *testing.T, loop *web.HotLoop, addr string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	waitPolled(t, loop, n, fmt.Sprintf("%d new connections", n))
+	return conns
+}
+
 // TestPoller_WritersShareSyncs: clients writing in step, as HTTP clients
 // on keep-alive connections do, are served by the poller, and their PUTs
 // share its groups (one log append and fdatasync each): every write is
@@ -41,16 +58,7 @@ func TestPoller_WritersShareSyncs(t *testing.T) {
 	env := openHotEnv(t, t.TempDir(), false, nil)
 	loop, addr := startHot(t, env.opts, productionLimits())
 	const clients, each = 16, 40
-	conns := make([]net.Conn, clients)
-	for i := range conns {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		conns[i] = c
-	}
-	waitPolled(t, loop, clients, "every client's connection")
+	conns := dialPolled(t, loop, addr, clients)
 	fsyncs, groups := env.db.Status().Fsyncs, web.HotLoopGroups(loop)
 	var wg sync.WaitGroup
 	for i, c := range conns {
@@ -83,13 +91,8 @@ func TestPoller_WritersShareSyncs(t *testing.T) {
 func TestPoller_HandsOverAndTakesBack(t *testing.T) {
 	env := openHotEnv(t, t.TempDir(), false, nil)
 	loop, addr := startHot(t, env.opts, productionLimits())
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialPolled(t, loop, addr, 1)[0]
 	br := bufio.NewReader(c)
-	waitPolled(t, loop, 1, "the new connection")
 	full := req("PUT", "/v1/kv/split", "value")
 	if _, err := io.WriteString(c, full[:20]); err != nil {
 		t.Fatal(err)
@@ -127,18 +130,9 @@ func TestPoller_SlowReaderDoesNotStall(t *testing.T) {
 	srv := productionLimits()
 	srv.WriteTimeout = 3 * time.Second
 	loop, addr := startHot(t, env.opts, srv)
-	slow, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	conns := dialPolled(t, loop, addr, 2)
+	slow, other := conns[0], conns[1]
 	_ = slow.(*net.TCPConn).SetReadBuffer(4096)
-	other, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	waitPolled(t, loop, 2, "both connections")
 	// One GET at a time (pipelined, they would go to the goroutine as a
 	// batch too big to read at once), until the socket's buffers are full.
 	for i := 0; web.HotLoopPolled(loop) == 2; i++ {
@@ -169,12 +163,7 @@ func TestPoller_SlowReaderDoesNotStall(t *testing.T) {
 func TestPoller_PipelinedGetSeesItsPut(t *testing.T) {
 	env := openHotEnv(t, t.TempDir(), false, nil)
 	loop, addr := startHot(t, env.opts, productionLimits())
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	waitPolled(t, loop, 1, "the connection")
+	c := dialPolled(t, loop, addr, 1)[0]
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, req("PUT", "/v1/kv/k", "one")+req("GET", "/v1/kv/k", "")+
 		req("PUT", "/v1/kv/k", "two")+req("GET", "/v1/kv/k", "")+req("PUT", "/v1/kv/j", "3")); err != nil {
@@ -206,13 +195,8 @@ func TestPoller_PipelinedGetSeesItsPut(t *testing.T) {
 func TestPoller_KeepsSplitterOnGoroutine(t *testing.T) {
 	env := openHotEnv(t, t.TempDir(), false, nil)
 	loop, addr := startHot(t, env.opts, productionLimits())
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialPolled(t, loop, addr, 1)[0]
 	br := bufio.NewReader(c)
-	waitPolled(t, loop, 1, "the new connection")
 	for i := range 10 {
 		full := req("PUT", fmt.Sprintf("/v1/kv/k%d", i), "v")
 		if _, err := io.WriteString(c, full[:20]); err != nil {
@@ -272,12 +256,7 @@ func TestPoller_AnswersOnlyOnceDurable(t *testing.T) {
 	store := engine.New(engine.Options{Journal: j})
 	t.Cleanup(func() { store.Close() })
 	loop, addr := startHot(t, web.Options{Store: store}, productionLimits())
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	waitPolled(t, loop, 1, "the connection")
+	c := dialPolled(t, loop, addr, 1)[0]
 	if _, err := io.WriteString(c, req("PUT", "/v1/kv/k", "v")); err != nil {
 		t.Fatal(err)
 	}
@@ -432,17 +411,8 @@ func TestPoller_RequestWithEndIsClosed(t *testing.T) {
 			}
 		})
 	})
-	blocker, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Close()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	waitPolled(t, loop, 2, "both connections")
+	conns := dialPolled(t, loop, addr, 2)
+	blocker, c := conns[0], conns[1]
 	if _, err := io.WriteString(blocker, req("GET", "/v1/kv/block", "")); err != nil {
 		t.Fatal(err)
 	}
@@ -491,17 +461,8 @@ func TestPoller_PipelinedPairsDoNotStall(t *testing.T) {
 			mu.Unlock()
 		})
 	})
-	conns := make([]net.Conn, 3)
-	for i := range conns {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		conns[i] = c
-	}
+	conns := dialPolled(t, loop, addr, 3)
 	blocker, a, b := conns[0], conns[1], conns[2]
-	waitPolled(t, loop, 3, "the connections")
 	if _, err := io.WriteString(blocker, req("GET", "/v1/kv/block", "")); err != nil {
 		t.Fatal(err)
 	}
@@ -556,12 +517,7 @@ func TestPoller_BigValueNotCopied(t *testing.T) {
 	}
 	rec := &bufRecorder{readCap: map[string][]int{}}
 	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) { web.SetHotLoopHook(l, rec.hook) })
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	waitPolled(t, loop, 1, "the connection")
+	c := dialPolled(t, loop, addr, 1)[0]
 	if _, err := io.WriteString(c, req("GET", "/v1/kv/big", "")+req("GET", "/v1/kv/small", "")); err != nil {
 		t.Fatal(err)
 	}

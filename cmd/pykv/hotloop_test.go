@@ -34,18 +34,23 @@ func rawPut(c net.Conn, br *bufio.Reader, key, value string) (int, string, error
 	return resp.StatusCode, raw.String(), nil
 }
 
-// TestServe_HotLoopFlag: the key routes are served by the hot loop by
-// default, and by net/http with --hot-loop=false or PYKV_HOT_LOOP=false.
-func TestServe_HotLoopFlag(t *testing.T) {
+// TestServe_HotLoopFlags: the key routes are served by the hot loop by
+// default, and by net/http with --hot-loop=false or PYKV_HOT_LOOP=false;
+// the loop's poller is on by default, and off with --poller=false or
+// PYKV_POLLER=false (a goroutine per connection, the loop still
+// answering).
+func TestServe_HotLoopFlags(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		env   map[string]string
-		args  []string
-		wantH bool
+		name               string
+		env                map[string]string
+		args               []string
+		wantLoop, wantPoll bool
 	}{
-		{"Default", nil, nil, true},
-		{"FlagOff", nil, []string{"--hot-loop=false"}, false},
-		{"EnvOff", map[string]string{"PYKV_HOT_LOOP": "false"}, nil, false},
+		{"Default", nil, nil, true, true},
+		{"LoopFlagOff", nil, []string{"--hot-loop=false"}, false, false},
+		{"LoopEnvOff", map[string]string{"PYKV_HOT_LOOP": "false"}, nil, false, false},
+		{"PollerFlagOff", nil, []string{"--poller=false"}, true, false},
+		{"PollerEnvOff", map[string]string{"PYKV_POLLER": "false"}, nil, true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startServe(t, t.TempDir(), tc.env, tc.args...)
@@ -58,40 +63,11 @@ func TestServe_HotLoopFlag(t *testing.T) {
 			if err != nil || code != http.StatusCreated {
 				t.Fatalf("PUT: %d %v", code, err)
 			}
-			if got := loopAnswered(raw); got != tc.wantH {
-				t.Errorf("answered by the hot loop %v, want %v:\n%s", got, tc.wantH, raw)
+			if got := loopAnswered(raw); got != tc.wantLoop {
+				t.Errorf("answered by the hot loop %v, want %v:\n%s", got, tc.wantLoop, raw)
 			}
-		})
-	}
-}
-
-// TestServe_PollerFlag: the hot loop's poller is on by default, and off
-// with --poller=false or PYKV_POLLER=false (a goroutine per connection),
-// the loop still answering.
-func TestServe_PollerFlag(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		args []string
-		want bool
-	}{
-		{"Default", nil, nil, true},
-		{"FlagOff", nil, []string{"--poller=false"}, false},
-		{"EnvOff", map[string]string{"PYKV_POLLER": "false"}, nil, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := startServe(t, t.TempDir(), tc.env, tc.args...)
-			c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			code, raw, err := rawPut(c, bufio.NewReader(c), "k", "v")
-			if err != nil || code != http.StatusCreated || !loopAnswered(raw) {
-				t.Fatalf("PUT: %d %v, answered by the loop %v", code, err, loopAnswered(raw))
-			}
-			if got := strings.Contains(srv.stderr.String(), "served by the poller"); got != tc.want {
-				t.Errorf("poller on %v, want %v; stderr:\n%s", got, tc.want, srv.stderr)
+			if got := strings.Contains(srv.stderr.String(), "served by the poller"); got != tc.wantPoll {
+				t.Errorf("poller on %v, want %v; stderr:\n%s", got, tc.wantPoll, srv.stderr)
 			}
 		})
 	}
