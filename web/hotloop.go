@@ -398,6 +398,7 @@ type hotReq struct {
 
 	start   time.Time
 	pending engine.Pending
+	group   int64 // in the poller: the group its write joined (see hotPoller.committed)
 	// raftPut, in cluster mode, is the leader's submitted write (pending
 	// is the single node's).
 	raftPut *cluster.PendingWrite
@@ -822,6 +823,7 @@ func (cn *hotConn) submit(r *hotReq) bool {
 	switch {
 	case cn.poll != nil:
 		r.pending = cn.poll.batch.Submit(op)
+		r.group = cn.poll.committed + 1
 	case s.cluster == nil:
 		r.pending = s.store.Submit(op)
 	default:
@@ -837,8 +839,13 @@ func (cn *hotConn) submit(r *hotReq) bool {
 // applied, which a client that sees the connection close must assume of
 // any request it sent unanswered.
 func (cn *hotConn) answerPuts(from, to int) bool {
-	if cn.poll != nil {
-		cn.poll.commitNow() // a write waited for must be committed
+	if p := cn.poll; p != nil {
+		for j := from; j < to; j++ {
+			if r := &cn.batch[j]; r.put && r.group > p.committed {
+				p.commitNow() // a write waited for must be committed: not yet
+				break
+			}
+		}
 	}
 	cut := -1
 	for j := from; j < to; j++ {

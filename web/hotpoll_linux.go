@@ -87,7 +87,8 @@ type hotPoller struct {
 	round       int64
 	last, union int // connections in the last group; in the last two
 	nextSweep   time.Time
-	groups      atomic.Int64 // groups committed (tests)
+	committed   int64        // groups committed: a write submitted now joins committed+1
+	groups      atomic.Int64 // committed, for tests
 }
 
 // newHotPoller returns l's poller, or nil (with the reason logged) if the
@@ -506,23 +507,24 @@ func (p *hotPoller) commit() {
 	p.spare = waiting[:0]
 }
 
-// commitNow commits the group at once, if it holds writes: a Pending's
-// Wait must never come before its commit (it would wait for good). The
-// poller commits before it answers, so this finds nothing to do.
-func (p *hotPoller) commitNow() {
-	if p.batch.Len() > 0 {
-		p.commitBatch()
-	}
-}
+// commitNow commits the group at once: answerPuts waits for a write not
+// committed yet, whose Wait would otherwise wait for good. The poller
+// answers a batch's PUTs only after their group's commit, so this is a
+// safeguard, not a path taken.
+func (p *hotPoller) commitNow() { p.commitBatch() }
 
-// commitBatch commits the group. A panic in it is the store's (its
-// bookkeeping broken), which recover lets through, as the committer
-// goroutine's would.
+// commitBatch commits the group, if it holds writes. A panic in it is the
+// store's (its bookkeeping broken), which recover lets through, as the
+// committer goroutine's would.
 func (p *hotPoller) commitBatch() {
+	if p.batch.Len() == 0 {
+		return
+	}
 	p.committing = true
 	p.batch.Commit()
 	p.committing = false
-	p.groups.Add(1)
+	p.committed++
+	p.groups.Store(p.committed)
 }
 
 // recover closes cn after a panic while serving it, as the goroutine loop
@@ -557,6 +559,8 @@ func (p *hotPoller) toGoroutine(cn *hotConn, step hotStep) {
 	cn.poll, cn.fd = nil, -1
 	if err == nil {
 		cn.c = c
+	} else {
+		cn.closed = true // closed below, once: Close must not close the wrappers again
 	}
 	cn.mu.Unlock()
 	if err != nil {
@@ -649,11 +653,13 @@ func pollWritev(cn *hotConn, a, b []byte) (int, error) {
 		var iov [2]syscall.Iovec
 		cnt := 0
 		if n < len(a) {
-			iov[cnt].Base, iov[cnt].Len = &a[n], uint64(len(a)-n)
+			iov[cnt].Base = &a[n]
+			iov[cnt].SetLen(len(a) - n)
 			cnt++
 		}
 		if off := max(n-len(a), 0); off < len(b) {
-			iov[cnt].Base, iov[cnt].Len = &b[off], uint64(len(b)-off)
+			iov[cnt].Base = &b[off]
+			iov[cnt].SetLen(len(b) - off)
 			cnt++
 		}
 		w, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(cn.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(cnt))

@@ -376,7 +376,10 @@ func TestPoller_NoWakeAfterStop(t *testing.T) {
 		return n
 	}
 	var r, w *os.File
-	for range 20 {
+	for i := 0; ; i++ {
+		if i == 20 {
+			t.Skipf("no new pipe was given the poller's old descriptor number %d", fd)
+		}
 		if r, w, err = os.Pipe(); err != nil {
 			t.Fatal(err)
 		}
@@ -539,5 +542,61 @@ func TestPoller_BigValueNotCopied(t *testing.T) {
 	defer rec.mu.Unlock()
 	if rec.maxOut >= big {
 		t.Errorf("the output buffer grew to %d bytes for a %d-byte value: copied", rec.maxOut, big)
+	}
+}
+
+// TestPoller_PipelinedPairsShareGroups: several clients pipelining
+// PUT-then-GET pairs, read in one turn, each park at their first GET; the
+// group that commits their PUTs is one commit for all of them, and so on
+// a pair at a time: about one group per pair, not one per pair per
+// client.
+func TestPoller_PipelinedPairsShareGroups(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) {
+		web.SetHotLoopHook(l, func(key string, _, _ int) {
+			if key == "block" {
+				close(entered)
+				<-release
+			}
+		})
+	})
+	const clients, pairs = 4, 10
+	conns := dialPolled(t, loop, addr, clients+1)
+	if _, err := io.WriteString(conns[0], req("GET", "/v1/kv/block", "")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered // every client's pairs arrive before the poller reads any
+	for i, c := range conns[1:] {
+		var batch strings.Builder
+		for j := range pairs {
+			key := fmt.Sprintf("c%d-%02d", i, j)
+			batch.WriteString(req("PUT", "/v1/kv/"+key, "v") + req("GET", "/v1/kv/"+key, ""))
+		}
+		if _, err := io.WriteString(c, batch.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	groups := web.HotLoopGroups(loop)
+	close(release)
+	for i, c := range conns[1:] {
+		br := bufio.NewReader(c)
+		for j := range 2 * pairs {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("client %d answer %d: %v", i, j, err)
+			}
+			resp.Body.Close()
+			if want := []int{http.StatusCreated, http.StatusOK}[j%2]; resp.StatusCode != want {
+				t.Fatalf("client %d answer %d: %d, want %d", i, j, resp.StatusCode, want)
+			}
+		}
+	}
+	got := web.HotLoopGroups(loop) - groups
+	t.Logf("%d clients' %d pipelined pairs each: %d groups", clients, pairs, got)
+	if got > pairs+1 {
+		t.Errorf("%d groups for %d clients' %d pairs each, want about %d: the clients' PUTs did not share them", got, clients, pairs, pairs)
 	}
 }
