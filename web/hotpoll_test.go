@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -599,4 +600,95 @@ func TestPoller_PipelinedPairsShareGroups(t *testing.T) {
 	if got > pairs+1 {
 		t.Errorf("%d groups for %d clients' %d pairs each, want about %d: the clients' PUTs did not share them", got, clients, pairs, pairs)
 	}
+}
+
+// TestPoller_RandomPipelines drives the poller with clients that pipeline
+// random runs of PUTs and GETs of their own keys, written in random
+// pieces (whole runs, single requests, requests cut in two, with pauses
+// between), so that connections move between the poller and their
+// goroutines, park for groups and resume: every answer must be the one
+// its request gets from a map of the client's own writes, in order.
+func TestPoller_RandomPipelines(t *testing.T) {
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	loop, addr := startHot(t, env.opts, productionLimits())
+	const clients, ops = 6, 400
+	conns := dialPolled(t, loop, addr, clients)
+	var wg sync.WaitGroup
+	for ci, c := range conns {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(ci), 12))
+			model := map[string]string{}
+			br := bufio.NewReader(c)
+			type want struct {
+				code int
+				body string
+			}
+			for done := 0; done < ops; {
+				n := 1 + rng.IntN(8)
+				var stream strings.Builder
+				var wants []want
+				for range n {
+					key := fmt.Sprintf("c%d-%d", ci, rng.IntN(4))
+					if rng.IntN(2) == 0 {
+						val := fmt.Sprintf("v%d", rng.IntN(1000))
+						code := http.StatusOK
+						if _, ok := model[key]; !ok {
+							code = http.StatusCreated
+						}
+						model[key] = val
+						stream.WriteString(req("PUT", "/v1/kv/"+key, val))
+						wants = append(wants, want{code, ""})
+					} else {
+						stream.WriteString(req("GET", "/v1/kv/"+key, ""))
+						if v, ok := model[key]; ok {
+							wants = append(wants, want{http.StatusOK, v})
+						} else {
+							wants = append(wants, want{http.StatusNotFound, ""})
+						}
+					}
+				}
+				b := []byte(stream.String())
+				switch rng.IntN(3) {
+				case 0: // all at once
+				case 1: // cut at a random byte, a pause between
+					cut := 1 + rng.IntN(len(b)-1)
+					if _, err := c.Write(b[:cut]); err != nil {
+						t.Error(err)
+						return
+					}
+					time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+					b = b[cut:]
+				case 2: // a few bytes at a time
+					for len(b) > 64 {
+						if _, err := c.Write(b[:64]); err != nil {
+							t.Error(err)
+							return
+						}
+						b = b[64:]
+					}
+				}
+				if _, err := c.Write(b); err != nil {
+					t.Error(err)
+					return
+				}
+				for i, w := range wants {
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Errorf("client %d, op %d: %v", ci, done+i, err)
+						return
+					}
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != w.code || (w.body != "" && string(body) != w.body) {
+						t.Errorf("client %d, op %d: %d %q, want %d %q", ci, done+i, resp.StatusCode, body, w.code, w.body)
+						return
+					}
+				}
+				done += n
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d poller groups, %d connections in the poller at the end", web.HotLoopGroups(loop), web.HotLoopPolled(loop))
 }
