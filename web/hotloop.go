@@ -398,7 +398,7 @@ type hotReq struct {
 
 	start   time.Time
 	pending engine.Pending
-	group   int64 // in the poller: the group its write joined (see hotPoller.committed)
+	group   int64 // in the poller: the group its write joined (see hotPoller.groups)
 	// raftPut, in cluster mode, is the leader's submitted write (pending
 	// is the single node's).
 	raftPut *cluster.PendingWrite
@@ -718,17 +718,20 @@ func (cn *hotConn) answer(start int) {
 	from := start // the first PUT submitted and not answered
 	for i := start; i < len(cn.batch); i++ {
 		r := &cn.batch[i]
-		if cn.poll != nil && (len(cn.out) >= hotFlushBytes || cn.tail != "" ||
-			i > from && !(r.put && !r.short && r.bodyLen <= cn.maxValue && cn.fastAllowed(r))) {
-			cn.resumeAt = i
-			if i > from {
-				cn.putsFrom = from
-			}
-			return
-		}
 		if r.n < 0 {
 			if cn.answerPuts(from, i) {
 				cn.handOffAt = r.at
+			}
+			return
+		}
+		// Checked now, not as parsed: a wrong token earlier in the batch
+		// may have brought the client's rate limit into force.
+		r.fast = !r.short && cn.fastAllowed(r)
+		if cn.poll != nil && (len(cn.out) >= hotFlushBytes || cn.tail != "" ||
+			i > from && !(r.put && r.fast && r.bodyLen <= cn.maxValue)) {
+			cn.resumeAt = i // checked again then (the buffer is kept)
+			if i > from {
+				cn.putsFrom = from
 			}
 			return
 		}
@@ -736,9 +739,6 @@ func (cn *hotConn) answer(start int) {
 			l.hook(cn, r)
 		}
 		r.start = time.Now()
-		// Checked now, not as parsed: a wrong token earlier in the batch
-		// may have brought the client's rate limit into force.
-		r.fast = !r.short && cn.fastAllowed(r)
 		r.token, r.host = "", "" // they point into the buffer
 		if r.put && r.fast && r.bodyLen <= cn.maxValue && cn.submit(r) {
 			continue
@@ -823,7 +823,7 @@ func (cn *hotConn) submit(r *hotReq) bool {
 	switch {
 	case cn.poll != nil:
 		r.pending = cn.poll.batch.Submit(op)
-		r.group = cn.poll.committed + 1
+		r.group = cn.poll.groups.Load() + 1
 	case s.cluster == nil:
 		r.pending = s.store.Submit(op)
 	default:
@@ -841,7 +841,7 @@ func (cn *hotConn) submit(r *hotReq) bool {
 func (cn *hotConn) answerPuts(from, to int) bool {
 	if p := cn.poll; p != nil {
 		for j := from; j < to; j++ {
-			if r := &cn.batch[j]; r.put && r.group > p.committed {
+			if r := &cn.batch[j]; r.put && r.group > p.groups.Load() {
 				p.commitNow() // a write waited for must be committed: not yet
 				break
 			}

@@ -79,16 +79,18 @@ type hotPoller struct {
 	noPwait2   bool // epoll_pwait2 refused: millisecond timeouts
 	// The group hold: a group opens with its first PUT (holdStart) and is
 	// committed once as many connections as expected have joined, or
-	// once the store's CommitDelay has passed. expect is how many
-	// connections wrote in either of the last two groups: writers that
-	// came back late for one group are still expected in the next.
+	// once the store's CommitDelay has passed. The connections expected
+	// (union) are those that wrote in either of the last two groups:
+	// writers that came back late for one group are still expected in
+	// the next.
 	holdStart   time.Time
 	holdFor     time.Duration
 	round       int64
 	last, union int // connections in the last group; in the last two
 	nextSweep   time.Time
-	committed   int64        // groups committed: a write submitted now joins committed+1
-	groups      atomic.Int64 // committed, for tests
+	// groups counts the groups committed: a write submitted now joins
+	// groups+1. Atomic for the tests, which read it from outside.
+	groups atomic.Int64
 }
 
 // newHotPoller returns l's poller, or nil (with the reason logged) if the
@@ -523,8 +525,7 @@ func (p *hotPoller) commitBatch() {
 	p.committing = true
 	p.batch.Commit()
 	p.committing = false
-	p.committed++
-	p.groups.Store(p.committed)
+	p.groups.Add(1)
 }
 
 // recover closes cn after a panic while serving it, as the goroutine loop

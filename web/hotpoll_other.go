@@ -10,9 +10,8 @@ import (
 
 // hotPoller exists only on Linux: newHotPoller returns nil elsewhere.
 type hotPoller struct {
-	batch     *engine.Batch
-	committed int64
-	groups    atomic.Int64
+	batch  *engine.Batch
+	groups atomic.Int64
 }
 
 func newHotPoller(*HotLoop) *hotPoller                 { return nil }

@@ -51,6 +51,38 @@ func dialPolled(t *testing.T, loop *web.HotLoop, addr string, n int) []net.Conn 
 	return conns
 }
 
+// holdPoller serves a fresh store on the hot loop and opens n connections
+// the poller holds, plus one more whose GET of "block" it answers in a
+// hook that waits: on return the poller is held there, and what the n
+// connections send meanwhile arrives before it reads any of it. release
+// lets it go on. seen, when set, gets every other key the hook is called
+// with, in order.
+func holdPoller(t *testing.T, n int, seen func(key string)) (loop *web.HotLoop, conns []net.Conn, release func()) {
+	t.Helper()
+	env := openHotEnv(t, t.TempDir(), false, nil)
+	entered, released := make(chan struct{}), make(chan struct{})
+	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) {
+		web.SetHotLoopHook(l, func(key string, _, _ int) {
+			switch {
+			case key == "block":
+				close(entered)
+				<-released
+			case seen != nil:
+				seen(key)
+			}
+		})
+	})
+	conns = dialPolled(t, loop, addr, n+1)
+	if _, err := io.WriteString(conns[0], req("GET", "/v1/kv/block", "")); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	var once sync.Once
+	release = func() { once.Do(func() { close(released) }) }
+	t.Cleanup(release)
+	return loop, conns[1:], release
+}
+
 // TestPoller_WritersShareSyncs: clients writing in step, as HTTP clients
 // on keep-alive connections do, are served by the poller, and their PUTs
 // share its groups (one log append and fdatasync each): every write is
@@ -405,28 +437,14 @@ func TestPoller_NoWakeAfterStop(t *testing.T) {
 // the client's end of writing (a half-close, as `nc -N` sends) is answered
 // and the connection closed, though epoll reports both in one edge.
 func TestPoller_RequestWithEndIsClosed(t *testing.T) {
-	env := openHotEnv(t, t.TempDir(), false, nil)
-	entered, release := make(chan struct{}), make(chan struct{})
-	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) {
-		web.SetHotLoopHook(l, func(key string, _, _ int) {
-			if key == "block" {
-				close(entered)
-				<-release
-			}
-		})
-	})
-	conns := dialPolled(t, loop, addr, 2)
-	blocker, c := conns[0], conns[1]
-	if _, err := io.WriteString(blocker, req("GET", "/v1/kv/block", "")); err != nil {
-		t.Fatal(err)
-	}
-	<-entered // the poller is busy: c's request and end arrive together
+	_, conns, release := holdPoller(t, 1, nil) // c's request and end arrive together
+	c := conns[0]
 	if _, err := io.WriteString(c, req("PUT", "/v1/kv/k", "v")); err != nil {
 		t.Fatal(err)
 	}
 	_ = c.(*net.TCPConn).CloseWrite()
 	time.Sleep(50 * time.Millisecond)
-	close(release)
+	release()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
@@ -449,28 +467,14 @@ func TestPoller_RequestWithEndIsClosed(t *testing.T) {
 // a client whose request came in the same turn is answered after the
 // first pair, not after all of them.
 func TestPoller_PipelinedPairsDoNotStall(t *testing.T) {
-	env := openHotEnv(t, t.TempDir(), false, nil)
-	entered, release := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
 	var order []string
-	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) {
-		web.SetHotLoopHook(l, func(key string, _, _ int) {
-			if key == "block" {
-				close(entered)
-				<-release
-				return
-			}
-			mu.Lock()
-			order = append(order, key)
-			mu.Unlock()
-		})
+	_, conns, release := holdPoller(t, 2, func(key string) {
+		mu.Lock()
+		order = append(order, key)
+		mu.Unlock()
 	})
-	conns := dialPolled(t, loop, addr, 3)
-	blocker, a, b := conns[0], conns[1], conns[2]
-	if _, err := io.WriteString(blocker, req("GET", "/v1/kv/block", "")); err != nil {
-		t.Fatal(err)
-	}
-	<-entered
+	a, b := conns[0], conns[1]
 	const pairs = 30
 	var batch strings.Builder
 	for i := range pairs {
@@ -485,7 +489,7 @@ func TestPoller_PipelinedPairsDoNotStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	close(release)
+	release()
 	abr, bbr := bufio.NewReader(a), bufio.NewReader(b)
 	for i := range 2 * pairs {
 		_ = a.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -552,23 +556,9 @@ func TestPoller_BigValueNotCopied(t *testing.T) {
 // a pair at a time: about one group per pair, not one per pair per
 // client.
 func TestPoller_PipelinedPairsShareGroups(t *testing.T) {
-	env := openHotEnv(t, t.TempDir(), false, nil)
-	entered, release := make(chan struct{}), make(chan struct{})
-	loop, addr := startHot(t, env.opts, productionLimits(), func(l *web.HotLoop) {
-		web.SetHotLoopHook(l, func(key string, _, _ int) {
-			if key == "block" {
-				close(entered)
-				<-release
-			}
-		})
-	})
 	const clients, pairs = 4, 10
-	conns := dialPolled(t, loop, addr, clients+1)
-	if _, err := io.WriteString(conns[0], req("GET", "/v1/kv/block", "")); err != nil {
-		t.Fatal(err)
-	}
-	<-entered // every client's pairs arrive before the poller reads any
-	for i, c := range conns[1:] {
+	loop, conns, release := holdPoller(t, clients, nil) // every client's pairs arrive before the poller reads any
+	for i, c := range conns {
 		var batch strings.Builder
 		for j := range pairs {
 			key := fmt.Sprintf("c%d-%02d", i, j)
@@ -580,8 +570,8 @@ func TestPoller_PipelinedPairsShareGroups(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	groups := web.HotLoopGroups(loop)
-	close(release)
-	for i, c := range conns[1:] {
+	release()
+	for i, c := range conns {
 		br := bufio.NewReader(c)
 		for j := range 2 * pairs {
 			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
